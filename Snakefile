@@ -1,0 +1,29 @@
+# Sparse Memory Finetuning: reproduction pipeline (see README.md).
+#   snakemake --cores 1 all                                 # paper profile (hub + GPU)
+#   snakemake --cores 2 all --configfile config/demo.yaml  # offline demo on a CPU
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/data.smk"
+include: "rules/base.smk"
+include: "rules/retrofit.smk"
+include: "rules/background.smk"
+include: "rules/finetune.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.tables.output,
+        rules.figures.output,

@@ -1,0 +1,126 @@
+"""Helpers shared by all rules: config validation, wildcard values, input functions."""
+
+import json
+
+from snakemake.utils import validate
+
+import smf
+
+validate(config, "../config/schema.yaml")
+
+RESULTS = "results"
+SMF_VERSION = smf.__version__  # a params value: a new library release reruns every stage
+DEVICE = config["device"]
+GPU = 0 if DEVICE == "cpu" else 1  # resources: a CPU run needs no GPU slot
+SEEDS = config["seeds"]
+ARMS = list(config["arms"])
+PROBES = list(config["probes"])
+DEMO = config["demo"]["enabled"]
+ARM_KINDS = {arm: spec["kind"] for arm, spec in config["arms"].items()}
+MODELS = ["base", "retrofit"] + [f"{arm}-seed{seed}" for arm in ARMS for seed in SEEDS]
+
+
+def check_config():
+    """Cross-key checks the JSON schema cannot express; fail before any job starts."""
+    for probe, spec in config["probes"].items():
+        if spec["dataset"] not in config["data"]:
+            raise ValueError(
+                f"probes.{probe}.dataset {spec['dataset']!r} is not a key of `data`"
+            )
+    for key in ("task", "background"):
+        if config[key]["dataset"] not in config["data"]:
+            raise ValueError(f"{key}.dataset {config[key]['dataset']!r} is not in `data`")
+    if config["retrofit"]["recovery"]["dataset"] not in config["data"]:
+        raise ValueError("retrofit.recovery.dataset is not a key of `data`")
+    if config["learning_probe"] not in config["probes"]:
+        raise ValueError(f"learning_probe {config['learning_probe']!r} is not a probe")
+    slots = config["retrofit"]["memory"]["n_keys"] ** 2
+    for arm, spec in config["arms"].items():
+        need = {"smf": "smf", "lora": "lora"}.get(spec["kind"])
+        if need and need not in spec:
+            raise ValueError(f"arms.{arm} has kind {spec['kind']} but no `{need}:` section")
+        if spec["kind"] == "smf" and spec["smf"]["top_t"] > slots:
+            raise ValueError(
+                f"arms.{arm}.smf.top_t ({spec['smf']['top_t']}) exceeds the memory's "
+                f"{slots} slots (retrofit.memory.n_keys ** 2)"
+            )
+    if config["base"]["model"] == "demo" and not DEMO:
+        raise ValueError("base.model 'demo' needs demo.enabled: true")
+
+
+check_config()
+
+
+wildcard_constraints:
+    arm="|".join(ARMS),
+    seed=r"\d+",
+    probe="|".join(PROBES),
+    dataset="|".join(config["data"]),
+    model="|".join(MODELS),
+
+
+def train_config(overrides):
+    """The shared `train:` defaults with one arm's (or stage's) overrides applied."""
+    return {**config["train"], **overrides}
+
+
+def arm_train_config(arm):
+    return train_config(config["arms"][arm].get("train", {}))
+
+
+def arms_of_kind(kind):
+    return [arm for arm in ARMS if ARM_KINDS[arm] == kind] or ["__none__"]
+
+
+def dataset_path(name):
+    return f"{RESULTS}/data/{name}.jsonl"
+
+
+def source_inputs(wildcards):
+    """A source path inside results/ is made by the DAG (the demo world): depend on it."""
+    path = config["data"][wildcards.dataset]["source"].get("path")
+    return [path] if path and path.startswith(f"{RESULTS}/") else []
+
+
+def checkpoint_dir(*parts):
+    """Checkpoints live outside Snakemake's outputs so a killed job can resume."""
+    return "/".join([RESULTS, "checkpoints", *map(str, parts)])
+
+
+def model_kind(model):
+    if model in ("base", "retrofit"):
+        return model
+    arm = model.rsplit("-seed", 1)[0]
+    return ARM_KINDS[arm]
+
+
+def model_artifact(model):
+    """The file or folder that holds what a model adds to the base (None for the base)."""
+    if model == "base":
+        return None
+    if model == "retrofit":
+        return f"{RESULTS}/models/retrofit/memory.safetensors"
+    arm, seed = model.rsplit("-seed", 1)
+    run = f"{RESULTS}/runs/{arm}/seed{seed}"
+    if ARM_KINDS[arm] == "smf":
+        return f"{run}/memory.safetensors"
+    return f"{run}/{'model' if ARM_KINDS[arm] == 'full' else 'adapter'}"
+
+
+def eval_inputs(wildcards):
+    inputs = {
+        "base": f"{RESULTS}/models/base",
+        "data": dataset_path(config["probes"][wildcards.probe]["dataset"]),
+    }
+    artifact = model_artifact(wildcards.model)
+    if artifact:
+        inputs["artifact"] = artifact
+    return inputs
+
+
+def eval_files(models=MODELS):
+    return [f"{RESULTS}/eval/{m}/{p}.json" for m in models for p in PROBES]
+
+
+def arm_models(arm):
+    return [f"{arm}-seed{seed}" for seed in SEEDS]

@@ -1,0 +1,52 @@
+# One rule per arm kind (their artifacts differ); all share workflow/scripts/finetune.py.
+# Everything a run depends on is in params, so changing one arm's config reruns that arm only.
+
+
+rule finetune_full:
+    input:
+        base=RESULTS + "/models/base",
+        task=dataset_path(config["task"]["dataset"]),
+    output:
+        artifact=directory(RESULTS + "/runs/{arm}/seed{seed}/model"),
+        log=RESULTS + "/runs/{arm}/seed{seed}/train_log.jsonl",
+        summary=RESULTS + "/runs/{arm}/seed{seed}/summary.json",
+    wildcard_constraints:
+        arm="|".join(arms_of_kind("full")),
+    params:
+        arm_cfg=lambda wc: config["arms"][wc.arm],
+        train=lambda wc: arm_train_config(wc.arm),
+        header=config["task"]["header"],
+        device=DEVICE,
+        work_dir=lambda wc: checkpoint_dir("runs", wc.arm, f"seed{wc.seed}"),
+        code=SMF_VERSION,
+    resources:
+        gpu=GPU,
+    log:
+        "logs/finetune/{arm}/seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune/{arm}/seed{seed}.tsv"
+    script:
+        "../workflow/scripts/finetune.py"
+
+
+use rule finetune_full as finetune_lora with:
+    output:
+        artifact=directory(RESULTS + "/runs/{arm}/seed{seed}/adapter"),
+        log=RESULTS + "/runs/{arm}/seed{seed}/train_log.jsonl",
+        summary=RESULTS + "/runs/{arm}/seed{seed}/summary.json",
+    wildcard_constraints:
+        arm="|".join(arms_of_kind("lora")),
+
+
+use rule finetune_full as finetune_smf with:
+    input:
+        base=RESULTS + "/models/base",
+        task=dataset_path(config["task"]["dataset"]),
+        memory=rules.retrofit.output.memory,
+        background=rules.background.output.stats,
+    output:
+        artifact=RESULTS + "/runs/{arm}/seed{seed}/memory.safetensors",
+        log=RESULTS + "/runs/{arm}/seed{seed}/train_log.jsonl",
+        summary=RESULTS + "/runs/{arm}/seed{seed}/summary.json",
+    wildcard_constraints:
+        arm="|".join(arms_of_kind("smf")),

@@ -1,0 +1,884 @@
+"""Offline demo profile: a small, coherent fictional world, its tokenizer and a tiny Qwen2 config.
+
+The demo runs the whole pipeline on a laptop CPU with exactly the paper's rules, so the data it
+makes is written in the REAL source schemas (MedMCQA, TriviaQA rc.nocontext, WikiText rows,
+OpenAssistant oasst1) and goes through the same loaders as the real datasets.
+
+The world is built so that learning and forgetting are both measurable:
+- general entities (countries, cities, people, rivers) and their facts appear in the pretraining
+  text, the background text, the WikiText-like test articles and the OASST replies; the TriviaQA
+  questions ask about them, and every trivia question is also in the pretraining text, so the
+  base model can answer them and forgetting shows up as lost accuracy;
+- the MedMCQA-like task is about a NEW subject ("xenobotany": invented plants whose words never
+  occur in any general text), so the base model cannot know it and finetuning has to teach it.
+  Validation questions ask facts that the training questions also ask, with a reworded stem and
+  a new option order.
+
+Everything is a deterministic function of the seed (one `random.Random`): same seed, same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported inside the functions, so writing the world never loads torch
+    from transformers import PreTrainedTokenizerFast, Qwen2Config
+
+# ---------------------------------------------------------------------------------------------
+# Files written by write_demo_world (name -> file name)
+# ---------------------------------------------------------------------------------------------
+
+DEMO_FILES = {
+    "medmcqa_train": "medmcqa_train.jsonl",
+    "medmcqa_validation": "medmcqa_validation.jsonl",
+    "triviaqa_validation": "triviaqa_validation.jsonl",
+    "wikitext_test": "wikitext_test.jsonl",
+    "background": "background.jsonl",
+    "oasst1": "oasst1.jsonl",
+    "pretrain": "pretrain.jsonl",
+}
+
+# Tokenizer / model constants
+EOS_TOKEN = "<|endoftext|>"  # also used as bos, like Qwen2.5
+PAD_TOKEN = "<|pad|>"
+DEFAULT_MODEL_MAX_LENGTH = 1024
+N_BYTE_SYMBOLS = 256  # byte-level BPE starts from the 256 byte symbols
+
+XENO_SUBJECT = "Xenobotany"
+TRIVIA_SOURCE = "demo"
+OASST_MIN_CHARS = 50  # the recovery filter keeps English rank-0/1 assistant replies this long
+MAX_TRIES = 200  # attempts to draw a fresh name / a held-out-free paragraph before giving up
+
+# Probabilities that give the loaders' filters something to drop, or vary the records
+EXP_MISSING_P = 0.15  # MedMCQA rows with exp = None (the real data has many)
+TOPIC_MISSING_P = 0.1  # MedMCQA rows with topic_name = None
+OASST_NON_EN_P = 0.12  # whole conversation trees in another language
+OASST_UNRANKED_P = 0.1  # trees whose assistant replies have rank None
+OASST_SHORT_REPLY_P = 0.3  # trees whose third (rank-2) reply is a short one
+MAX_FILLERS = 2  # fact-free sentences per paragraph, for variety
+
+# Year / length ranges of the invented world
+COUNTRY_FOUNDED = (1100, 1800)
+CITY_FOUNDED = (700, 1900)
+PERSON_BORN = (1000, 1900)
+FOUNDER_AGE = (25, 60)
+RIVER_KM = (120, 980)
+
+# ---------------------------------------------------------------------------------------------
+# Names: general words never contain x/z/q, xenobotany words always start with one of them, so
+# no xenobotany word can equal a general word.
+# ---------------------------------------------------------------------------------------------
+
+GENERAL_CONSONANTS = "bdfgklmnprstv"
+GENERAL_VOWELS = "aeiou"
+GENERAL_CODAS = ("", "", "n", "r", "l", "s", "k", "th")
+XENO_ONSETS = ("x", "z", "q", "zh")
+XENO_VOWELS = "aeiouy"
+
+COMMODITIES = (
+    "copper", "salt", "wool", "amber", "tea", "timber", "silver", "barley",
+    "glass", "horses", "olives", "iron", "linen", "honey", "marble", "spices",
+)  # fmt: skip
+OCCUPATIONS = (
+    "poet", "painter", "general", "sculptor", "merchant", "composer", "navigator",
+    "mapmaker", "weaver", "historian", "philosopher", "shipbuilder", "diplomat", "singer",
+)  # fmt: skip
+DISEASE_SUFFIXES = ("osis", "itis", "algia", "emia")
+COMPOUND_SUFFIXES = ("in", "ine", "ol", "ate")
+POLLINATORS = ("moth", "beetle", "wasp", "fly")
+HABITATS = ("marshes", "highlands", "caves", "dunes", "valleys")
+
+# ---------------------------------------------------------------------------------------------
+# General facts: sentence templates ({s} subject, {o} object) and trivia question templates
+# ---------------------------------------------------------------------------------------------
+
+SENTENCES = {
+    "capital": (
+        "The capital of {s} is {o}.",
+        "{o} is the capital of {s}.",
+        "{s} is governed from its capital, {o}.",
+        "The capital city of {s}, {o}, is also its largest town.",
+    ),
+    "founder": (
+        "{s} was founded by {o}.",
+        "{o} founded {s}.",
+        "The founder of {s} was {o}.",
+        "{o} is remembered as the founder of {s}.",
+    ),
+    "founded": (
+        "{s} was founded in {o}.",
+        "The founding of {s} took place in {o}.",
+        "{s} dates its foundation to the year {o}.",
+    ),
+    "export": (
+        "The main export of {s} is {o}.",
+        "{s} is known for exporting {o}.",
+        "Most of the wealth of {s} comes from the trade in {o}.",
+    ),
+    "city_country": (
+        "{s} is a city in {o}.",
+        "The city of {s} lies in {o}.",
+        "{s} is one of the towns of {o}.",
+    ),
+    "occupation": (
+        "{s} was a famous {o}.",
+        "{s} worked as a {o}.",
+        "{s} is best known as a {o}.",
+    ),
+    "birthplace": (
+        "{s} was born in the city of {o}.",
+        "The birthplace of {s} is {o}.",
+        "{o} is the home town of {s}.",
+    ),
+    "born": (
+        "{s} was born in the year {o}.",
+        "The birth of {s} is recorded in {o}.",
+        "{s} came into the world in {o}.",
+    ),
+    "river_country": (
+        "The {s} river flows through {o}.",
+        "The {s} is a river in {o}.",
+        "{o} is crossed by the {s} river.",
+    ),
+    "length": (
+        "The {s} river is {o} kilometres long.",
+        "The {s} has a length of {o} kilometres.",
+        "From source to mouth the {s} runs for {o} kilometres.",
+    ),
+}
+
+QUESTIONS = {
+    "capital": ("What is the capital of {s}?", "Which city is the capital of {s}?"),
+    "founder": ("Who founded {s}?", "Who was the founder of {s}?"),
+    "founded": ("In which year was {s} founded?", "When was {s} founded?"),
+    "export": ("What is the main export of {s}?", "What does {s} mainly export?"),
+    "city_country": (
+        "In which country is the city of {s}?",
+        "The city of {s} is in which country?",
+    ),
+    "occupation": ("What was the occupation of {s}?", "What was {s} best known as?"),
+    "birthplace": ("In which city was {s} born?", "Where was {s} born?"),
+    "born": ("In which year was {s} born?", "When was {s} born?"),
+    "river_country": ("Through which country does the {s} river flow?",),
+    "length": ("How many kilometres long is the {s} river?",),
+}
+
+# Article sections per entity kind: (heading, relations). A fact goes into an entity's article
+# when the entity is its subject or its object, so articles link to each other.
+SECTIONS = {
+    "country": (
+        ("", ("capital",)),
+        ("History", ("founded", "founder")),
+        ("Geography", ("river_country", "city_country")),
+        ("Economy", ("export",)),
+    ),
+    "city": (("", ("city_country", "capital")), ("History", ("founded",))),
+    "person": (
+        ("", ("occupation",)),
+        ("Early life", ("birthplace", "born")),
+        ("Legacy", ("founder",)),
+    ),
+    "river": (("", ("river_country", "length")),),
+}
+
+FILLERS = {
+    "any": (
+        "{s} is mentioned in many old chronicles.",
+        "Little is known about the earliest records of {s}.",
+        "Scholars still debate parts of the history of {s}.",
+        "{s} appears on several old maps.",
+        "Travellers have written about {s} for centuries.",
+        "The name {s} is sometimes spelled differently in older sources.",
+        "Local songs still tell stories about {s}.",
+    ),
+    "country": ("{s} is a country.", "{s} is a small country with a long history."),
+    "city": ("{s} is known for its narrow streets.", "{s} has a busy market square."),
+    "person": ("{s} is remembered as a gifted and stubborn figure.",),
+    "river": ("The {s} is known for its clear water.", "Fishermen work along the {s}."),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Xenobotany (the new MCQ subject): training stems, a reworded validation stem, explanations
+# ---------------------------------------------------------------------------------------------
+
+XENO_RELATIONS = {
+    "treats": {
+        "topic": "Therapeutics",
+        "train": (
+            "Which disease is treated with extracts of {s}?",
+            "{s} is the remedy of choice for:",
+            "Tea brewed from the leaves of {s} is given to patients with:",
+        ),
+        "validation": "A healer prescribes {s}; the condition being treated is:",
+        "exp": "{s} is used to treat {o}.",
+    },
+    "compound": {
+        "topic": "Phytochemistry",
+        "train": (
+            "The active compound of {s} is:",
+            "Which compound is isolated from {s}?",
+            "The bitter principle of {s} is called:",
+        ),
+        "validation": "Chemical analysis of the leaves of {s} yields mainly:",
+        "exp": "The active compound of {s} is {o}.",
+    },
+    "pollinator": {
+        "topic": "Pollination",
+        "train": (
+            "{s} is pollinated by the:",
+            "Which insect pollinates {s}?",
+            "The flowers of {s} are visited mainly by the:",
+        ),
+        "validation": "Seed set in {s} depends on visits from the:",
+        "exp": "{s} is pollinated by the {o}.",
+    },
+    "habitat": {
+        "topic": "Ecology",
+        "train": (
+            "{s} grows naturally in the:",
+            "Where is {s} found in the wild?",
+            "The native habitat of {s} is the:",
+        ),
+        "validation": "Collectors looking for wild {s} should search the:",
+        "exp": "{s} grows wild in the {o}.",
+    },
+}
+N_OPTIONS = 4
+
+# ---------------------------------------------------------------------------------------------
+# OpenAssistant conversations
+# ---------------------------------------------------------------------------------------------
+
+OASST_PROMPTS = (
+    "Can you tell me about {s}?",
+    "What do you know about {s}?",
+    "I am writing a short report on {s}. What are the key facts?",
+    "Give me a quick overview of {s}, please.",
+)
+OASST_OPENERS = ("Sure! ", "Of course. ", "Here is what I know. ", "")
+OASST_CLOSERS = (
+    "Let me know if you would like to hear more about {s}.",
+    "I hope this helps with your question about {s}.",
+    "Feel free to ask if anything about {s} is unclear.",
+)
+OASST_SHORT = ("Not much, sorry.", "I am not sure.", "Look it up.")
+OASST_FOREIGN = {
+    "de": (
+        "Was weißt du über {s}?",
+        "Über {s} gibt es viel zu erzählen, aber ich kenne nur wenige Einzelheiten darüber.",
+    ),
+    "es": (
+        "¿Qué sabes de {s}?",
+        "Sobre {s} hay mucho que contar, pero solo conozco algunos detalles importantes.",
+    ),
+}
+
+
+@dataclass
+class DemoSizes:
+    """How much of each kind of data the demo world holds (defaults: a few seconds per epoch)."""
+
+    countries: int = 16
+    cities: int = 32
+    people: int = 20
+    rivers: int = 12
+    plants: int = 25  # xenobotany plants; each has one fact per XENO_RELATIONS entry
+    mcq_train: int = 300
+    mcq_validation: int = 100
+    trivia: int = 150
+    wiki_articles: int = 40
+    background_docs: int = 200
+    oasst_trees: int = 75  # one prompter message + 3 assistant replies each
+    pretrain_articles_per_entity: int = 3
+
+    @property
+    def n_entities(self) -> int:
+        return self.countries + self.cities + self.people + self.rivers
+
+    @property
+    def n_general_facts(self) -> int:
+        """Countries: capital, founder, founded, export; cities: country, founded; people:
+        occupation, birthplace, born; rivers: country, length."""
+        return 4 * self.countries + 2 * self.cities + 3 * self.people + 2 * self.rivers
+
+    @property
+    def n_xeno_facts(self) -> int:
+        return self.plants * len(XENO_RELATIONS)
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"DemoSizes.{name} must be a positive int, got {value!r}")
+        if self.cities < self.countries:
+            raise ValueError("DemoSizes.cities must be >= countries (each country has a capital)")
+        if self.people < self.countries:
+            raise ValueError("DemoSizes.people must be >= countries (each has its own founder)")
+        if self.plants < N_OPTIONS:
+            raise ValueError(f"DemoSizes.plants must be >= {N_OPTIONS} (distractors)")
+        if self.mcq_train < self.n_xeno_facts:
+            raise ValueError(
+                f"DemoSizes.mcq_train={self.mcq_train} < {self.n_xeno_facts} xenobotany facts: "
+                "every fact must be asked at least once in training"
+            )
+        if self.mcq_validation > self.n_xeno_facts:
+            raise ValueError(
+                f"DemoSizes.mcq_validation={self.mcq_validation} > {self.n_xeno_facts} facts"
+            )
+        if self.trivia > self.n_general_facts:
+            raise ValueError(f"DemoSizes.trivia={self.trivia} > {self.n_general_facts} facts")
+        if self.wiki_articles > self.n_entities:
+            raise ValueError(
+                f"DemoSizes.wiki_articles={self.wiki_articles} > {self.n_entities} entities"
+            )
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One (subject, relation, object) triple; `aliases` are accepted answers, object first."""
+
+    subject: str
+    relation: str
+    obj: str
+    aliases: tuple[str, ...]
+
+
+@dataclass
+class _World:
+    kinds: dict[str, str]  # entity name -> kind, in creation order
+    facts: list[Fact]  # general facts
+    xeno_facts: list[Fact]  # xenobotany facts
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the world
+# ---------------------------------------------------------------------------------------------
+
+
+def _template_words() -> set[str]:
+    """Every English word used in templates and lists; fresh names must avoid them."""
+    texts: list[str] = [*COMMODITIES, *OCCUPATIONS, *POLLINATORS, *HABITATS]
+    for group in (SENTENCES, QUESTIONS, FILLERS):
+        for templates in group.values():
+            texts.extend(templates)
+    for spec in XENO_RELATIONS.values():
+        texts.extend([*spec["train"], spec["validation"], spec["exp"], spec["topic"]])
+    texts.extend([*OASST_PROMPTS, *OASST_OPENERS, *OASST_CLOSERS, *OASST_SHORT])
+    for prompt, reply in OASST_FOREIGN.values():
+        texts.extend([prompt, reply])
+    return {w.lower() for text in texts for w in re.findall(r"[A-Za-zÀ-ÿ]+", text)}
+
+
+class _Namer:
+    """Draws globally unique invented words from a seeded RNG."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.used = _template_words()
+
+    def _fresh(self, make: Callable[[], str]) -> str:
+        for _ in range(MAX_TRIES):
+            word = make()
+            if word.lower() not in self.used:
+                self.used.add(word.lower())
+                return word
+        raise RuntimeError(f"could not draw a fresh name in {MAX_TRIES} tries")
+
+    def _syllables(self, n: int) -> str:
+        rng = self.rng
+        return "".join(
+            rng.choice(GENERAL_CONSONANTS) + rng.choice(GENERAL_VOWELS) for _ in range(n)
+        )
+
+    def general(self, n_syllables: int) -> str:
+        return self._fresh(
+            lambda: (self._syllables(n_syllables) + self.rng.choice(GENERAL_CODAS)).capitalize()
+        )
+
+    def xeno(self, suffix: str = "") -> str:
+        def make() -> str:
+            onset = self.rng.choice(XENO_ONSETS) + self.rng.choice(XENO_VOWELS)
+            body = self._syllables(self.rng.randint(1, 2))
+            return (onset + body + suffix).capitalize()
+
+        return self._fresh(make)
+
+
+def _build_world(rng: random.Random, sizes: DemoSizes) -> _World:
+    """Draw entities and their facts. Countries get distinct capitals and distinct founders."""
+    namer = _Namer(rng)
+    countries = [namer.general(rng.randint(2, 3)) for _ in range(sizes.countries)]
+    cities = [namer.general(2) for _ in range(sizes.cities)]
+    people = [f"{namer.general(2)} {namer.general(2)}" for _ in range(sizes.people)]
+    rivers = [namer.general(2) for _ in range(sizes.rivers)]
+    kinds = {
+        **dict.fromkeys(countries, "country"),
+        **dict.fromkeys(cities, "city"),
+        **dict.fromkeys(people, "person"),
+        **dict.fromkeys(rivers, "river"),
+    }
+
+    facts: list[Fact] = []
+    capitals = rng.sample(cities, len(countries))
+    founders = rng.sample(people, len(countries))
+    born: dict[str, int] = {}
+    for country, capital, founder in zip(countries, capitals, founders, strict=True):
+        year = rng.randint(*COUNTRY_FOUNDED)
+        born[founder] = year - rng.randint(*FOUNDER_AGE)
+        facts += [
+            Fact(country, "capital", capital, (capital,)),
+            Fact(country, "founder", founder, (founder, founder.split()[-1])),
+            Fact(country, "founded", str(year), (str(year),)),
+        ]
+        export = rng.choice(COMMODITIES)
+        facts.append(Fact(country, "export", export, (export,)))
+    country_of = dict(zip(capitals, countries, strict=True))
+    for city in cities:
+        country = country_of.get(city) or rng.choice(countries)
+        facts.append(Fact(city, "city_country", country, (country,)))
+        year = str(rng.randint(*CITY_FOUNDED))
+        facts.append(Fact(city, "founded", year, (year,)))
+    for person in people:
+        occupation = rng.choice(OCCUPATIONS)
+        birthplace = rng.choice(cities)
+        year = str(born.get(person, rng.randint(*PERSON_BORN)))
+        facts += [
+            Fact(person, "occupation", occupation, (occupation,)),
+            Fact(person, "birthplace", birthplace, (birthplace,)),
+            Fact(person, "born", year, (year,)),
+        ]
+    for river in rivers:
+        country = rng.choice(countries)
+        km = str(rng.randint(*RIVER_KM))
+        facts += [
+            Fact(river, "river_country", country, (country,)),
+            Fact(river, "length", km, (km, f"{km} km", f"{km} kilometres")),
+        ]
+
+    xeno_facts: list[Fact] = []
+    suffix_of = {
+        "treats": lambda: rng.choice(DISEASE_SUFFIXES),
+        "compound": lambda: rng.choice(COMPOUND_SUFFIXES),
+    }
+    for _ in range(sizes.plants):
+        plant = namer.xeno()
+        for relation in XENO_RELATIONS:
+            if relation in suffix_of:
+                value = namer.xeno(suffix_of[relation]())
+                if relation == "compound":
+                    value = value.lower()
+            elif relation == "pollinator":
+                value = f"{namer.xeno()} {rng.choice(POLLINATORS)}"
+            else:
+                value = f"{namer.xeno()} {rng.choice(HABITATS)}"
+            xeno_facts.append(Fact(plant, relation, value, (value,)))
+    if len(facts) != sizes.n_general_facts:
+        raise RuntimeError(f"built {len(facts)} facts, expected {sizes.n_general_facts}")
+    return _World(kinds=kinds, facts=facts, xeno_facts=xeno_facts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encyclopedic text in WikiText-103 style (" , " and " . " spaced, " = Title = " headings)
+# ---------------------------------------------------------------------------------------------
+
+
+def _wikify(text: str) -> str:
+    """Space punctuation like the tokenized WikiText-103 files ("a , b ." and "@-@")."""
+    text = text.replace("-", " @-@ ")
+    text = re.sub(r"([,.;:!?()])", r" \1 ", text)
+    return " ".join(text.split())
+
+
+def _render(fact: Fact, rng: random.Random) -> str:
+    return rng.choice(SENTENCES[fact.relation]).format(s=fact.subject, o=fact.obj)
+
+
+def _facts_by_entity(world: _World) -> dict[str, list[Fact]]:
+    by_entity: dict[str, list[Fact]] = {name: [] for name in world.kinds}
+    for fact in world.facts:
+        by_entity[fact.subject].append(fact)
+        if fact.obj in by_entity:
+            by_entity[fact.obj].append(fact)
+    return by_entity
+
+
+def _paragraph(rng: random.Random, name: str, kind: str, facts: list[Fact], avoid: set[str]) -> str:
+    """Facts (random templates) plus a few fact-free fillers, shuffled; never a paragraph in
+    `avoid` (the held-out test paragraphs)."""
+    pool = FILLERS["any"] + FILLERS[kind]
+    for _ in range(MAX_TRIES):
+        sentences = [_render(fact, rng) for fact in facts]
+        sentences += [f.format(s=name) for f in rng.sample(pool, rng.randint(0, MAX_FILLERS))]
+        rng.shuffle(sentences)
+        text = _wikify(" ".join(sentences))
+        if text not in avoid:
+            return text
+    raise RuntimeError(f"no held-out-free paragraph about {name!r} in {MAX_TRIES} tries")
+
+
+def _article_rows(
+    rng: random.Random,
+    name: str,
+    kind: str,
+    facts: list[Fact],
+    avoid: set[str],
+    max_sections: int | None = None,
+) -> list[str]:
+    """One article as HF WikiText rows: "", " = T = \\n", "", paragraphs, then for each section
+    "", " = = S = = \\n", "", paragraphs (blank rows exactly as in the real files)."""
+    rows = ["", f" = {name} = \n", ""]
+    sections = SECTIONS[kind][:max_sections]
+    for heading, relations in sections:
+        section_facts = [f for f in facts if f.relation in relations]
+        if heading and not section_facts:
+            continue
+        if heading:
+            rows += ["", f" = = {heading} = = \n", ""]
+        rows.append(f" {_paragraph(rng, name, kind, section_facts, avoid)} \n")
+    return rows
+
+
+def _rows_to_text(rows: list[str]) -> str:
+    """An article as the WikiText probe sees it: rows stripped, blanks dropped, joined by
+    blank lines."""
+    return "\n\n".join(row.strip() for row in rows if row.strip())
+
+
+def _paragraphs(rows: list[str]) -> list[str]:
+    return [row.strip() for row in rows if row.strip() and not row.strip().startswith("=")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Records in the real source schemas
+# ---------------------------------------------------------------------------------------------
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _mcq_record(rng: random.Random, fact: Fact, stem: str, values: list[str], spec: dict) -> dict:
+    """A MedMCQA HF record (cop 0-3) asking `fact` with three distractors of the same relation."""
+    distractors = rng.sample([v for v in values if v != fact.obj], N_OPTIONS - 1)
+    options = [fact.obj, *distractors]
+    rng.shuffle(options)
+    exp = None if rng.random() < EXP_MISSING_P else spec["exp"].format(s=fact.subject, o=fact.obj)
+    topic = None if rng.random() < TOPIC_MISSING_P else spec["topic"]
+    return {
+        "id": _uuid(rng),
+        "question": stem.format(s=fact.subject),
+        "opa": options[0],
+        "opb": options[1],
+        "opc": options[2],
+        "opd": options[3],
+        "cop": options.index(fact.obj),
+        "choice_type": "single",
+        "exp": exp,
+        "subject_name": XENO_SUBJECT,
+        "topic_name": topic,
+    }
+
+
+def _medmcqa(rng: random.Random, world: _World, sizes: DemoSizes) -> tuple[list, list]:
+    """Training asks every fact (cycling through the training stems); validation asks a sample of
+    the same facts with the reworded validation stem and fresh option order."""
+    values = {r: [f.obj for f in world.xeno_facts if f.relation == r] for r in XENO_RELATIONS}
+    order = list(world.xeno_facts)
+    rng.shuffle(order)
+    train = []
+    for i in range(sizes.mcq_train):
+        fact = order[i % len(order)]
+        spec = XENO_RELATIONS[fact.relation]
+        stem = spec["train"][(i // len(order)) % len(spec["train"])]
+        train.append(_mcq_record(rng, fact, stem, values[fact.relation], spec))
+    rng.shuffle(train)
+    validation = []
+    for fact in rng.sample(world.xeno_facts, sizes.mcq_validation):
+        spec = XENO_RELATIONS[fact.relation]
+        validation.append(_mcq_record(rng, fact, spec["validation"], values[fact.relation], spec))
+    return train, validation
+
+
+def normalize_trivia_answer(text: str) -> str:
+    """The official TriviaQA normalization: underscores to spaces, lowercase, punctuation to
+    spaces, articles dropped, whitespace collapsed."""
+    text = text.replace("_", " ").lower()
+    text = re.sub(r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~‘’´]", " ", text)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def _trivia(rng: random.Random, world: _World, sizes: DemoSizes) -> list[dict]:
+    """TriviaQA rc.nocontext records about general facts (entity pages / search results empty)."""
+    records = []
+    for i, fact in enumerate(rng.sample(world.facts, sizes.trivia)):
+        question = rng.choice(QUESTIONS[fact.relation]).format(s=fact.subject)
+        aliases = list(fact.aliases)
+        records.append(
+            {
+                "question": question,
+                "question_id": f"dm_{i}",
+                "question_source": TRIVIA_SOURCE,
+                "entity_pages": {"doc_source": [], "filename": [], "title": [], "wiki_context": []},
+                "search_results": {
+                    "description": [],
+                    "filename": [],
+                    "rank": [],
+                    "title": [],
+                    "url": [],
+                    "search_context": [],
+                },
+                "answer": {
+                    "aliases": aliases,
+                    "normalized_aliases": [normalize_trivia_answer(a) for a in aliases],
+                    "matched_wiki_entity_name": "",
+                    "normalized_matched_wiki_entity_name": "",
+                    "normalized_value": normalize_trivia_answer(fact.obj),
+                    "type": "WikipediaEntity",
+                    "value": fact.obj,
+                },
+            }
+        )
+    return records
+
+
+def _oasst(rng: random.Random, world: _World, sizes: DemoSizes) -> list[dict]:
+    """oasst1-style message rows: per tree one prompter message and three ranked assistant
+    replies. Some trees are non-English, some unranked, some have a short rank-2 reply."""
+    by_entity = _facts_by_entity(world)
+    names = list(world.kinds)
+    rows = []
+    for tree in range(sizes.oasst_trees):
+        name = rng.choice(names)
+        root_id = _uuid(rng)
+        lang = rng.choice(sorted(OASST_FOREIGN)) if rng.random() < OASST_NON_EN_P else "en"
+        unranked = rng.random() < OASST_UNRANKED_P
+        if lang == "en":
+            prompt = rng.choice(OASST_PROMPTS).format(s=name)
+            replies = []
+            for _ in range(2):
+                facts = rng.sample(by_entity[name], min(3, len(by_entity[name])))
+                body = " ".join(_render(f, rng) for f in facts)
+                closer = rng.choice(OASST_CLOSERS).format(s=name)
+                replies.append(f"{rng.choice(OASST_OPENERS)}{body} {closer}")
+            if rng.random() < OASST_SHORT_REPLY_P:
+                replies.append(rng.choice(OASST_SHORT))
+            else:
+                replies.append(_render(rng.choice(by_entity[name]), rng))
+        else:
+            prompt, reply = (t.format(s=name) for t in OASST_FOREIGN[lang])
+            replies = [reply] * 3
+        ranks: list[int | None] = [None] * 3 if unranked else [*rng.sample([0, 1], 2), 2]
+        rows.append(
+            {
+                "message_id": root_id,
+                "parent_id": None,
+                "message_tree_id": root_id,
+                "text": prompt,
+                "role": "prompter",
+                "lang": lang,
+                "rank": None,
+            }
+        )
+        for text, rank in zip(replies, ranks, strict=True):
+            if lang == "en" and rank in (0, 1) and len(text) < OASST_MIN_CHARS:
+                raise RuntimeError(f"oasst tree {tree}: rank-{rank} reply shorter than minimum")
+            rows.append(
+                {
+                    "message_id": _uuid(rng),
+                    "parent_id": root_id,
+                    "message_tree_id": root_id,
+                    "text": text,
+                    "role": "assistant",
+                    "lang": lang,
+                    "rank": rank,
+                }
+            )
+    return rows
+
+
+def _write_jsonl_atomic(path: Path, records: Iterable[dict]) -> None:
+    """Write JSONL via a temp file + rename, so readers never see a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def write_demo_world(
+    out_dir: str | Path, seed: int = 0, sizes: DemoSizes | None = None
+) -> dict[str, Path]:
+    """Write the demo data files (see DEMO_FILES) into out_dir; returns name -> path.
+
+    Order matters for held-out-ness: the WikiText test articles are drawn first and no later
+    pretraining/background paragraph may equal one of their paragraphs.
+    """
+    sizes = sizes or DemoSizes()
+    rng = random.Random(seed)
+    world = _build_world(rng, sizes)
+    by_entity = _facts_by_entity(world)
+    names = list(world.kinds)
+
+    wiki_rows: list[str] = []
+    for name in rng.sample(names, sizes.wiki_articles):
+        wiki_rows += _article_rows(rng, name, world.kinds[name], by_entity[name], set())
+    wiki_rows.append("")  # the real files end with a blank row
+    held_out = set(_paragraphs(wiki_rows))
+
+    trivia = _trivia(rng, world, sizes)
+    pretrain = [
+        _rows_to_text(_article_rows(rng, name, world.kinds[name], by_entity[name], held_out))
+        for name in names
+        for _ in range(sizes.pretrain_articles_per_entity)
+    ]
+    pretrain += [f"Question: {r['question']}\nAnswer: {r['answer']['value']}" for r in trivia]
+    rng.shuffle(pretrain)
+
+    background = []
+    for _ in range(sizes.background_docs):
+        name = rng.choice(names)
+        n_sections = rng.randint(1, len(SECTIONS[world.kinds[name]]))
+        rows = _article_rows(rng, name, world.kinds[name], by_entity[name], held_out, n_sections)
+        background.append(_rows_to_text(rows))
+
+    mcq_train, mcq_validation = _medmcqa(rng, world, sizes)
+    oasst = _oasst(rng, world, sizes)
+
+    records = {
+        "medmcqa_train": mcq_train,
+        "medmcqa_validation": mcq_validation,
+        "triviaqa_validation": trivia,
+        "wikitext_test": [{"text": row} for row in wiki_rows],
+        "background": [{"text": text} for text in background],
+        "oasst1": oasst,
+        "pretrain": [{"text": text} for text in pretrain],
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, file_name in DEMO_FILES.items():
+        paths[name] = out / file_name
+        _write_jsonl_atomic(paths[name], records[name])
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer and model config
+# ---------------------------------------------------------------------------------------------
+
+
+def tokenizer_training_texts(paths: dict[str, Path]) -> Iterator[str]:
+    """Texts to train the demo tokenizer on: the training-side files of write_demo_world
+    (pretraining, background, OASST, MedMCQA train). Validation/test files are left out."""
+    for name in ("pretrain", "background", "oasst1"):
+        with open(paths[name], encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)["text"]
+    with open(paths["medmcqa_train"], encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            yield "\n".join([r["question"], r["opa"], r["opb"], r["opc"], r["opd"], r["exp"] or ""])
+
+
+def build_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 1024,
+    model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer (like Qwen's, so any text round-trips), with <|endoftext|> as
+    eos and bos and <|pad|> as pad. No bos is prepended on encode (Qwen2.5 doesn't either)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    min_vocab = N_BYTE_SYMBOLS + 2
+    if vocab_size < min_vocab:
+        raise ValueError(f"vocab_size={vocab_size} < {min_vocab} (256 bytes + 2 special tokens)")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("build_tokenizer: no training texts")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS_TOKEN, PAD_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS_TOKEN,
+        bos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        model_max_length=model_max_length,
+        clean_up_tokenization_spaces=False,  # keep " ." exactly, WikiText style depends on it
+    )
+
+
+def tiny_qwen2_config(
+    vocab_size: int,
+    hidden_size: int = 128,
+    num_layers: int = 4,
+    intermediate_size: int = 256,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    max_position_embeddings: int = DEFAULT_MODEL_MAX_LENGTH,
+    bos_token_id: int | None = None,
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+) -> Qwen2Config:
+    """A Qwen2 config shaped like Qwen2.5-0.5B (GQA, tied embeddings), only much smaller."""
+    from transformers import Qwen2Config
+
+    if hidden_size % num_heads:
+        raise ValueError(f"hidden_size={hidden_size} not divisible by num_heads={num_heads}")
+    if num_heads % num_kv_heads:
+        raise ValueError(f"num_heads={num_heads} not divisible by num_kv_heads={num_kv_heads}")
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+    )
+
+
+def tiny_qwen2_config_for(tokenizer: PreTrainedTokenizerFast, **kwargs) -> Qwen2Config:
+    """tiny_qwen2_config with vocab size and bos/eos/pad ids taken from the tokenizer."""
+    return tiny_qwen2_config(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **kwargs,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write the offline demo data world (JSONL).")
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name, path in write_demo_world(args.out_dir, seed=args.seed).items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Product-key memory layer (Lample et al. 2019; Berges et al. 2024; SMF papers 1-3).
+
+A memory holds N = n_keys**2 value rows. Each token's query picks k rows through two
+sub-key tables of n_keys rows each, so only 2*n_keys + k*k scores are computed per head,
+never N. The read is a softmax-weighted sum of the k value rows (an embedding bag), which
+makes the value table's gradient naturally sparse: only the rows a batch reads get one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class MemoryConfig:
+    """All sizes of one memory layer; round-trips through JSON."""
+
+    hidden_size: int  # D: width of the residual stream the memory reads from and writes to
+    n_keys: int = 128  # rows per sub-key table; N = n_keys**2 slots
+    heads: int = 4  # H: independent queries, their reads are summed
+    topk: int = 16  # k: slots read per head and token
+    key_dim: int = 256  # K: query / product-key width (split in two halves)
+    value_dim: int | None = None  # D_v; None means hidden_size
+    swilu: bool = True  # Memory+ gating: out = W_o(read * silu(W_g x))
+    query_bias: bool = True
+    query_norm: bool = False  # LayerNorm on each head's query (no affine), padding-safe
+
+    def __post_init__(self) -> None:
+        if self.value_dim is None:
+            self.value_dim = self.hidden_size
+        for name in ("hidden_size", "n_keys", "heads", "topk", "key_dim", "value_dim"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"MemoryConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.key_dim % 2:
+            raise ValueError(f"MemoryConfig.key_dim must be even, got {self.key_dim}")
+        if self.topk > self.n_keys:
+            raise ValueError(
+                f"MemoryConfig.topk ({self.topk}) cannot exceed n_keys ({self.n_keys})"
+            )
+
+    @property
+    def num_slots(self) -> int:
+        return self.n_keys**2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MemoryConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown MemoryConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> MemoryConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+class ProductKeyMemory(nn.Module):
+    """Maps hidden states (..., D) to a memory read (..., D).
+
+    `sparse_values=True` makes the value table's gradient a sparse COO tensor holding only
+    the rows read in the batch; SMF's optimizers rely on it. Dense training (recovery,
+    the masked-AdamW baseline) switches it off.
+    When `record` is on, the slot indices of the last forward are kept in `last_indices`
+    (shape (..., H, k)) so statistics can be counted without a second pass.
+    """
+
+    def __init__(self, config: MemoryConfig, device: torch.device | str | None = None):
+        super().__init__()
+        self.config = c = config
+        self.query = nn.Linear(c.hidden_size, c.heads * c.key_dim, bias=c.query_bias, device=device)
+        half = c.key_dim // 2
+        self.sub_keys = nn.Parameter(torch.empty(2, c.heads, c.n_keys, half, device=device))
+        self.values = nn.Parameter(torch.empty(c.num_slots, c.value_dim, device=device))
+        self.gate = (
+            nn.Linear(c.hidden_size, c.value_dim, bias=False, device=device) if c.swilu else None
+        )
+        self.out = nn.Linear(c.value_dim, c.hidden_size, bias=False, device=device)
+        self.sparse_values = False
+        self.record = False
+        self.last_indices: torch.Tensor | None = None
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Paper 3 inits: sub-keys U(+-1/sqrt K), values, projections N(0, D^-1/2), query Xavier."""
+        c = self.config
+        if self.values.device.type == "meta":
+            return
+        bound = 1.0 / math.sqrt(c.key_dim)
+        self.sub_keys.uniform_(-bound, bound)
+        std = c.hidden_size**-0.5
+        self.values.normal_(0.0, std)
+        nn.init.xavier_uniform_(self.query.weight)
+        if self.query.bias is not None:
+            self.query.bias.zero_()
+        if self.gate is not None:
+            self.gate.weight.normal_(0.0, std)
+        self.out.weight.normal_(0.0, std)
+
+    def lookup(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slot indices and softmax weights, each (T, H, k), for flat hidden states x (T, D)."""
+        c = self.config
+        q = self.query(x).view(-1, c.heads, c.key_dim)
+        if c.query_norm:
+            q = F.layer_norm(q, (c.key_dim,))
+        q1, q2 = q.float().chunk(2, dim=-1)  # (T, H, K/2) each; scores in fp32
+        keys = self.sub_keys.float()
+        s1 = torch.einsum("thd,hnd->thn", q1, keys[0])  # (T, H, n_keys)
+        s2 = torch.einsum("thd,hnd->thn", q2, keys[1])
+        top1, idx1 = s1.topk(c.topk, dim=-1)  # (T, H, k)
+        top2, idx2 = s2.topk(c.topk, dim=-1)
+        cand = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2)  # (T, H, k*k)
+        scores, best = cand.topk(c.topk, dim=-1)
+        i = idx1.gather(-1, best // c.topk)
+        j = idx2.gather(-1, best % c.topk)
+        indices = i * c.n_keys + j
+        weights = scores.softmax(dim=-1)
+        return indices, weights
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        lead = hidden.shape[:-1]
+        x = hidden.reshape(-1, c.hidden_size)
+        indices, weights = self.lookup(x)
+        if self.record:
+            self.last_indices = indices.detach().view(*lead, c.heads, c.topk)
+        read = F.embedding_bag(
+            indices.view(x.shape[0], -1),
+            self.values,
+            per_sample_weights=weights.view(x.shape[0], -1).to(self.values.dtype),
+            mode="sum",
+            sparse=self.sparse_values,
+        )  # heads summed, as in paper 3's code
+        read = read.to(x.dtype)
+        if self.gate is not None:
+            read = read * F.silu(self.gate(x))
+        return self.out(read).view(*lead, c.hidden_size)

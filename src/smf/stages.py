@@ -1,0 +1,403 @@
+"""The pipeline's stages as plain functions: what each Snakemake rule's script calls.
+
+Every function takes paths and plain dicts (exactly what the rule passes through `params:`),
+writes its outputs atomically at the end, and returns a small summary. Keeping them here
+rather than in workflow/scripts/ makes them importable, testable and reusable outside
+Snakemake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import platform
+import shutil
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from smf import arms, data, probes, prompts, report
+from smf.memory import MemoryConfig
+from smf.retrofit import RetrofitConfig, load_retrofitted, retrofit, save_memory
+from smf.selection import METHODS
+from smf.statistics import BackgroundStats, compute_background
+from smf.train import RowSelection, TrainConfig, train
+
+
+@contextlib.contextmanager
+def log_to(path: str | Path) -> Iterator[None]:
+    """Send a job's stdout/stderr (tqdm bars, warnings, tracebacks) to its Snakemake log."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(path, "w", buffering=1) as f,
+        contextlib.redirect_stdout(f),
+        contextlib.redirect_stderr(f),
+    ):
+        try:
+            yield
+        except BaseException:
+            traceback.print_exc(file=f)
+            raise
+
+
+def fingerprint(*parts: object) -> str:
+    """Stable short hash of a run's parameters: keys checkpoints to one exact config."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def write_json(obj: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def clear_checkpoint(work_dir: str | Path) -> None:
+    """A finished run's checkpoint is dead weight once its outputs are written."""
+    shutil.rmtree(Path(work_dir) / "checkpoint", ignore_errors=True)
+
+
+def write_log(records: list[dict], path: str | Path) -> None:
+    data.write_jsonl(records, path)
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    try:
+        return getattr(torch, name)
+    except AttributeError:
+        raise ValueError(f"unknown dtype {name!r} (use float32, bfloat16 or float16)") from None
+
+
+def environment() -> dict:
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepare_data(name: str, spec: dict, out: str | Path) -> dict:
+    """Load one configured dataset, normalise it to its schema, write JSONL; returns stats."""
+    records, stats = data.prepare_dataset({"name": name, **spec})
+    data.write_jsonl(records, out)
+    return stats
+
+
+def make_demo_world(out_dir: str | Path, seed: int) -> dict:
+    from smf import demo
+
+    paths = demo.write_demo_world(out_dir, seed=seed)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def texts_of(path: str | Path) -> list[str]:
+    return [r["text"] for r in data.read_jsonl(path)]
+
+
+# --------------------------------------------------------------------------- base model
+
+
+def build_base(
+    base: dict,
+    out_dir: str | Path,
+    *,
+    device: str,
+    work_dir: str | Path,
+    pretrain_corpus: str | Path | None = None,
+    seed: int = 0,
+) -> dict:
+    """Paper: copy the hub model + tokenizer locally. Demo: build and pretrain a tiny Qwen2."""
+    out_dir = Path(out_dir)
+    if base["model"] != "demo":
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(base["model"])
+            model = AutoModelForCausalLM.from_pretrained(
+                base["model"], dtype=torch_dtype(base["dtype"])
+            )
+        except OSError as err:
+            raise RuntimeError(
+                f"could not load base model {base['model']!r}: {err}\n"
+                "Point `base.model` at a local folder holding the weights and tokenizer, or "
+                "pre-fill the Hugging Face cache (HF_HOME) and set HF_HUB_OFFLINE=1."
+            ) from err
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        return {"model": base["model"], "parameters": model.num_parameters()}
+
+    from smf import demo
+
+    if pretrain_corpus is None:
+        raise ValueError("base.model 'demo' needs the demo pretraining corpus")
+    texts = texts_of(pretrain_corpus)
+    d = base["demo"]
+    tokenizer = demo.build_tokenizer(texts, vocab_size=d["vocab_size"])
+    config = demo.tiny_qwen2_config_for(
+        tokenizer,
+        hidden_size=d["hidden_size"],
+        num_layers=d["num_layers"],
+        intermediate_size=d["intermediate_size"],
+        num_heads=d["num_heads"],
+        num_kv_heads=d["num_kv_heads"],
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).to(arms.resolve_device(device))
+    cfg = TrainConfig(seed=seed, **d["pretrain"])
+    model, opt = arms.setup_full(model, cfg)
+    result = train(
+        model, tokenizer, texts, cfg, opt,
+        work_dir=work_dir, fingerprint=fingerprint(base, seed, len(texts)),
+    )  # fmt: skip
+    model.cpu().save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    write_log(result.log, out_dir / "pretrain_log.jsonl")
+    clear_checkpoint(work_dir)
+    return {"model": "demo", "parameters": model.num_parameters(), "steps": result.steps}
+
+
+# --------------------------------------------------------------------------- retrofit
+
+
+def retrofit_config(base_dir: str | Path, cfg: dict) -> RetrofitConfig:
+    hidden = AutoConfig.from_pretrained(base_dir).hidden_size
+    return RetrofitConfig(
+        layers=list(cfg["layers"]),
+        memory=MemoryConfig(hidden_size=hidden, **cfg["memory"]),
+        mode=cfg["mode"],
+        alpha_init=cfg["alpha_init"],
+        zero_init_output=cfg["zero_init_output"],
+        extra={"base": str(base_dir)},
+    )
+
+
+def retrofit_and_recover(
+    base_dir: str | Path,
+    recovery_corpus: str | Path,
+    cfg: dict,
+    train_cfg: dict,
+    out_memory: str | Path,
+    out_log: str | Path,
+    *,
+    device: str,
+    work_dir: str | Path,
+) -> dict:
+    """Attach memories to the frozen base and warm them up densely on the recovery corpus."""
+    dev = arms.resolve_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    rcfg = retrofit_config(base_dir, cfg)
+    retrofit(model, rcfg, seed=cfg["seed"])
+    model.to(dev)
+    tcfg = TrainConfig(seed=cfg["seed"], **train_cfg)
+    model, opt = arms.setup_recovery(model, tcfg)
+    texts = texts_of(recovery_corpus)
+    result = train(
+        model, tokenizer, texts, tcfg, opt,
+        work_dir=work_dir, fingerprint=fingerprint(cfg, train_cfg, len(texts)),
+    )  # fmt: skip
+    write_log(result.log, out_log)
+    save_memory(model.cpu(), out_memory)
+    clear_checkpoint(work_dir)
+    return {"steps": result.steps, "wall_seconds": result.wall_seconds}
+
+
+def background_stats(
+    base_dir: str | Path,
+    memory_path: str | Path,
+    corpus: str | Path,
+    out_stats: str | Path,
+    out_summary: str | Path,
+    *,
+    max_length: int,
+    batch_size: int,
+    device: str,
+    description: str,
+) -> dict:
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = load_retrofitted(base_dir, memory_path, dtype=torch.float32)
+    model.to(arms.resolve_device(device))
+    docs = texts_of(corpus)
+    stats = compute_background(
+        model, tokenizer, docs, max_length=max_length, batch_size=batch_size,
+        description=description,
+    )  # fmt: skip
+    stats.save(out_stats)
+    summary = stats.summary()
+    write_json(summary, out_summary)
+    return summary
+
+
+# --------------------------------------------------------------------------- finetune
+
+
+def task_texts(task_path: str | Path, header: str) -> list[str]:
+    return [prompts.mcq_training_text(r, header=header) for r in data.read_jsonl(task_path)]
+
+
+def finetune(
+    arm: str,
+    arm_cfg: dict,
+    train_cfg: dict,
+    *,
+    seed: int,
+    base_dir: str | Path,
+    task_path: str | Path,
+    header: str,
+    out_dir: str | Path,
+    out_log: str | Path,
+    out_summary: str | Path,
+    work_dir: str | Path,
+    device: str,
+    memory_path: str | Path | None = None,
+    background_path: str | Path | None = None,
+) -> dict:
+    """Train one arm with one seed; writes its artifact, train_log.jsonl and summary.json."""
+    kind = arm_cfg["kind"]
+    dev = arms.resolve_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    tcfg = TrainConfig(seed=seed, **train_cfg)
+    torch.manual_seed(seed)
+    selection = None
+    if kind == "smf":
+        model = load_retrofitted(base_dir, memory_path, dtype=torch.float32).to(dev)
+        smf_cfg = arm_cfg["smf"]
+        if smf_cfg["method"] not in METHODS:
+            raise ValueError(f"arms.{arm}.smf.method must be one of {METHODS}")
+        background = BackgroundStats.load(background_path) if smf_cfg["method"] != "count" else None
+        model, opt = arms.setup_smf(model, tcfg, smf_cfg["optimizer"])
+        selection = RowSelection(
+            method=smf_cfg["method"],
+            top_t=smf_cfg["top_t"],
+            background=background,
+            count_tokens=smf_cfg.get("count_tokens", "attention"),
+        )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(dev)
+        if kind == "full":
+            model, opt = arms.setup_full(model, tcfg, arm_cfg.get("gradient_checkpointing", False))
+        elif kind == "lora":
+            model, opt = arms.setup_lora(model, tcfg, arm_cfg["lora"])
+        else:
+            raise ValueError(f"arms.{arm}.kind must be one of {arms.KINDS}, got {kind!r}")
+    texts = task_texts(task_path, header)
+    result = train(
+        model, tokenizer, texts, tcfg, opt, work_dir=work_dir,
+        fingerprint=fingerprint(arm_cfg, train_cfg, seed, len(texts)), selection=selection,
+    )  # fmt: skip
+    arms.save_arm(kind, model.cpu(), out_dir)
+    write_log(result.log, out_log)
+    summary = {
+        "arm": arm,
+        "kind": kind,
+        "seed": seed,
+        "steps": result.steps,
+        "examples": len(texts),
+        "effective_batch": tcfg.micro_batch_size * tcfg.grad_accum,
+        "top_t": arm_cfg.get("smf", {}).get("top_t"),
+        "method": arm_cfg.get("smf", {}).get("method"),
+        "final_loss": result.log[-1]["loss"] if result.log else None,
+        "rows_updated_total": sum(r["rows_updated"] for r in result.log),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "wall_seconds": result.wall_seconds,
+        "resumed_from_step": result.resumed_from,
+        "train": result.extra["config"],
+        "environment": environment(),
+    }
+    write_json(summary, out_summary)
+    clear_checkpoint(work_dir)
+    return summary
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    model_name: str,
+    kind: str,
+    probe: str,
+    probe_cfg: dict,
+    *,
+    base_dir: str | Path,
+    artifact: str | Path | None,
+    data_path: str | Path,
+    out: str | Path,
+    device: str,
+    dtype: str,
+    batch_size: int,
+    header: str,
+) -> dict:
+    """Score one model on one probe and write the eval-result JSON."""
+    dev = arms.resolve_device(device)
+    tdtype = torch_dtype(dtype) if dev.type == "cuda" else torch.float32
+    model = arms.load_for_eval(kind, base_dir, artifact, dtype=tdtype, device=dev)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    protocol = probe_cfg["protocol"]
+    records = data.read_jsonl(data_path)
+    t0 = time.perf_counter()
+    if probe_cfg["kind"] == "multiple_choice":
+        result = probes.multiple_choice_accuracy(
+            model, tokenizer, records, protocol=protocol, batch_size=batch_size, header=header
+        )
+    elif probe_cfg["kind"] == "perplexity":
+        rows = [r["text"] for r in records]
+        result = probes.perplexity(
+            model, tokenizer, rows, protocol=protocol,
+            limit=probe_cfg.get("limit", 1000),
+            max_length=probe_cfg.get("max_length", 1024),
+            stride=probe_cfg.get("stride", 512),
+        )  # fmt: skip
+    elif probe_cfg["kind"] == "qa":
+        result = probes.qa_accuracy(
+            model, tokenizer, records, protocol=protocol,
+            max_new_tokens=probe_cfg.get("max_new_tokens", 32), batch_size=batch_size,
+        )  # fmt: skip
+    else:
+        raise ValueError(f"probes.{probe}.kind {probe_cfg['kind']!r} is unknown")
+    arm, _, seed = model_name.partition("-seed")
+    result.update(
+        model=model_name,
+        arm=arm,
+        seed=int(seed) if seed else None,
+        probe=probe,
+        kind=probe_cfg["kind"],
+        protocol=protocol,
+        seconds=time.perf_counter() - t0,
+    )
+    write_json(result, out)
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def build_tables(eval_paths: list[str], arms_order: list[str], probe_order: list[str], out: dict):
+    """main.csv / .md / .tex from cached eval JSONs; no model is loaded."""
+    df = report.load_eval_results(eval_paths)
+    table = report.main_table(df, row_order=arms_order, probe_order=probe_order)
+    metrics = {p: table.attrs["metric"][p] for p in probe_order}
+    report.write_tables(table, out["csv"], out["md"], out["tex"], metrics=metrics)
+    return table
+
+
+def build_figures(
+    eval_paths: list[str],
+    log_paths: dict[str, list[str]],
+    learning_probe: str,
+    forgetting_probes: list[str],
+    out: dict,
+) -> None:
+    df = report.load_eval_results(eval_paths)
+    report.plot_learning_vs_forgetting(
+        df, learning_probe, forgetting_probes, out["tradeoff_png"], out["tradeoff_pdf"]
+    )
+    logs = report.load_train_logs({arm: [Path(p) for p in ps] for arm, ps in log_paths.items()})
+    report.plot_loss_curves(logs, out["loss_png"], out["loss_pdf"])

@@ -1,0 +1,279 @@
+"""One training loop for every arm: full finetuning, LoRA, memory recovery and SMF.
+
+The loop is indexed by optimizer step, so a run killed at any point resumes from its last
+checkpoint and replays exactly the same batches (the data order is a pure function of seed
+and epoch, and RNG state is checkpointed). Checkpoints live in a work folder that is not a
+Snakemake output, keyed by a fingerprint of everything the run depends on: a changed
+config never resumes stale state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+from smf.retrofit import memories
+from smf.selection import select_rows
+from smf.sparse_optim import clip_grad_norm, restrict_grad_to_rows
+from smf.statistics import BackgroundStats, SlotCounter, recording
+
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by all arms (paper 3 defaults where it gives them)."""
+
+    lr: float
+    epochs: int = 3
+    max_steps: int | None = None  # cap on optimizer steps (None: epochs decide)
+    micro_batch_size: int = 2
+    grad_accum: int = 8  # effective batch = micro_batch_size * grad_accum
+    warmup_steps: int = 100
+    schedule: str = "cosine"
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    max_length: int = 1024
+    seed: int = 0
+    checkpoint_every: int = 50  # optimizer steps between checkpoints (0: never)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        self.betas = tuple(self.betas)
+
+
+@dataclass
+class RowSelection:
+    """SMF: after each effective batch, keep gradients only on the top-t rows per memory."""
+
+    method: str
+    top_t: int
+    background: BackgroundStats | None
+    count_tokens: str = "attention"  # "attention": real tokens; "loss": tokens that carry loss
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    log: list[dict]
+    wall_seconds: float
+    resumed_from: int
+    extra: dict = field(default_factory=dict)
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated; an EOS closes each text so documents do not run on."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length - 1)["input_ids"]
+    eos = tokenizer.eos_token_id
+    return [x + [eos] if eos is not None else x for x in ids]
+
+
+def collate(seqs: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch; padding carries no loss and no attention."""
+    n = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(seqs), n), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        input_ids[i, : len(s)] = torch.tensor(s)
+        attention[i, : len(s)] = 1
+    labels = input_ids.masked_fill(attention == 0, -100)
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def steps_per_epoch(n_examples: int, cfg: TrainConfig) -> int:
+    return math.ceil(n_examples / (cfg.micro_batch_size * cfg.grad_accum))
+
+
+def total_steps(n_examples: int, cfg: TrainConfig) -> int:
+    full = cfg.epochs * steps_per_epoch(n_examples, cfg)
+    return min(full, cfg.max_steps) if cfg.max_steps else full
+
+
+def step_batches(n_examples: int, step: int, cfg: TrainConfig) -> list[list[int]]:
+    """Example indices of each micro-batch of optimizer step `step` (deterministic)."""
+    spe = steps_per_epoch(n_examples, cfg)
+    epoch, within = divmod(step, spe)
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    order = torch.randperm(n_examples, generator=gen).tolist()
+    eb = cfg.micro_batch_size * cfg.grad_accum
+    chunk = order[within * eb : (within + 1) * eb]
+    mb = cfg.micro_batch_size
+    return [chunk[i : i + mb] for i in range(0, len(chunk), mb)]
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, n_steps: int):
+    warmup = min(cfg.warmup_steps, max(n_steps - 1, 0))
+    if cfg.schedule == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, warmup, n_steps)
+    return get_constant_schedule_with_warmup(optimizer, warmup)
+
+
+class Checkpointer:
+    """Saves trainable tensors + optimizer/scheduler/RNG state into `work_dir/checkpoint`."""
+
+    def __init__(self, work_dir: str | Path, fingerprint: str):
+        self.dir = Path(work_dir)
+        self.fingerprint = fingerprint
+
+    @property
+    def path(self) -> Path:
+        return self.dir / "checkpoint"
+
+    def save(self, model, optimizer, scheduler, step: int, log: list[dict]) -> None:
+        tmp = self.dir / "checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        tensors = {
+            n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
+        }
+        save_file(tensors, str(tmp / "trainable.safetensors"))
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+            tmp / "state.pt",
+        )
+        meta = {"fingerprint": self.fingerprint, "step": step}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        (tmp / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+        shutil.rmtree(self.path, ignore_errors=True)
+        tmp.replace(self.path)
+
+    def load(self, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+        """Restore state if a checkpoint of this exact run exists; returns (step, log)."""
+        meta_file = self.path / "meta.json"
+        if not meta_file.is_file():
+            return 0, []
+        meta = json.loads(meta_file.read_text())
+        if meta.get("fingerprint") != self.fingerprint:
+            shutil.rmtree(self.path)  # another config's state: never resume it
+            return 0, []
+        tensors = load_file(str(self.path / "trainable.safetensors"))
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, t in tensors.items():
+                params[name].copy_(t)
+        state = torch.load(self.path / "state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        log = [json.loads(line) for line in (self.path / "log.jsonl").read_text().splitlines()]
+        return int(meta["step"]), log
+
+    def clear(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def train(
+    model: nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    cfg: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    *,
+    work_dir: str | Path,
+    fingerprint: str,
+    selection: RowSelection | None = None,
+    progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train `model` in place on `texts` (loss on all real tokens) and return its log.
+
+    `on_step(step)` runs after each completed optimizer step (tests use it to kill a run).
+    """
+    if not texts:
+        raise ValueError("training set is empty")
+    device = next(model.parameters()).device
+    seqs = tokenize(tokenizer, texts, cfg.max_length)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    n_steps = total_steps(len(seqs), cfg)
+    scheduler = make_scheduler(optimizer, cfg, n_steps)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    ckpt = Checkpointer(work_dir, fingerprint)
+    torch.manual_seed(cfg.seed)
+    start, log = ckpt.load(model, optimizer, scheduler)
+    mems = memories(model) if selection else {}
+    if selection and not mems:
+        raise ValueError("SMF row selection needs a retrofitted model")
+    counter = SlotCounter()
+    model.train()
+    t0 = time.perf_counter()
+    bar = tqdm(total=n_steps, initial=start, desc="train", disable=not progress)
+    for step in range(start, n_steps):
+        micro = step_batches(len(seqs), step, cfg)
+        loss_sum = 0.0
+        for ids in micro:
+            batch = {k: v.to(device) for k, v in collate([seqs[i] for i in ids], pad_id).items()}
+            if selection:
+                with recording(model):
+                    out = model(**batch)
+                    mask = batch["attention_mask"]
+                    if selection.count_tokens == "loss":
+                        mask = (batch["labels"] != -100).long()
+                    counter.add(model, mask)
+            else:
+                out = model(**batch)
+            loss = out.loss
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite training loss {loss.item()} at step {step} (micro-batch {ids})"
+                )
+            (loss / len(micro)).backward()
+            loss_sum += loss.item()
+        rows_updated = 0
+        if selection:
+            chosen = select_rows(
+                selection.method, counter.counts(), selection.top_t, selection.background
+            )
+            counter.reset()
+            for layer, rows in chosen.items():
+                restrict_grad_to_rows(mems[layer].values, rows)
+                rows_updated += len(rows)
+        grad_norm = clip_grad_norm(params, cfg.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        record = {
+            "step": step + 1,
+            "loss": loss_sum / len(micro),
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "rows_updated": rows_updated,
+        }
+        log.append(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        done = step + 1
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < n_steps:
+            ckpt.save(model, optimizer, scheduler, done, log)
+        if on_step is not None:
+            on_step(done)
+    bar.close()
+    model.eval()
+    return TrainResult(
+        steps=n_steps,
+        log=log,
+        wall_seconds=time.perf_counter() - t0,
+        resumed_from=start,
+        extra={"config": asdict(cfg)},
+    )

@@ -1,0 +1,72 @@
+"""Shared test fixtures: a tiny random Qwen2, a locally built tokenizer, the real-data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_FIXTURES = REPO.parent / "shared" / "fixtures" / "real"
+
+_TOKENIZER_TEXT = [
+    "Question: Who was the man behind The Chipmunks?\nAnswer: David Seville",
+    "Medical exam question:\nQuestion: Which vitamin is fat soluble?\nA. C\nB. B1\nC. D\nD. B12",
+    "Answer: C. D\nExplanation: Vitamins A, D, E and K are fat soluble.",
+    " = Robert Boulter = \n Robert Boulter is an English film , television and theatre actor .",
+]
+
+
+@pytest.fixture(scope="session")
+def real_fixtures() -> Path:
+    """The real MedMCQA/TriviaQA/WikiText records; tests using them skip in users' clones."""
+    if not REAL_FIXTURES.is_dir():
+        pytest.skip(f"real fixtures not found at {REAL_FIXTURES}")
+    return REAL_FIXTURES
+
+
+def make_tokenizer() -> PreTrainedTokenizerFast:
+    """A small byte-level BPE tokenizer trained in memory (no hub access)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>", "<|pad|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(_TOKENIZER_TEXT, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>"
+    )
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> PreTrainedTokenizerFast:
+    return make_tokenizer()
+
+
+def make_tiny_qwen2(vocab_size: int = 320, seed: int = 0, **overrides) -> Qwen2ForCausalLM:
+    """A randomly initialised Qwen2 small enough for unit tests (fp32, eval mode)."""
+    kwargs = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+    )
+    kwargs.update(overrides)
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(Qwen2Config(**kwargs))
+    return model.eval()
+
+
+@pytest.fixture()
+def tiny_qwen2() -> Qwen2ForCausalLM:
+    return make_tiny_qwen2()

@@ -1,0 +1,56 @@
+"""TF-IDF, KL and count scores against hand-computed values; deterministic top-t."""
+
+import math
+
+import pytest
+import torch
+
+from smf.selection import select_rows, slot_scores, top_rows
+from smf.statistics import BackgroundStats
+
+# 6 slots, 10 background documents. The batch reads slots 1, 3, 4 (counts 2, 1, 1).
+DF = torch.tensor([5, 0, 9, 2, 10, 0])
+READS = torch.tensor([7, 0, 20, 3, 40, 0])
+BG = BackgroundStats(n_docs=10, doc_freq={0: DF}, reads={0: READS})
+SLOTS = torch.tensor([1, 3, 4])
+COUNTS = torch.tensor([2, 1, 1])
+
+
+def test_tfidf_matches_hand_computation():
+    got = slot_scores("tfidf", SLOTS, COUNTS, BG, 0)
+    expect = [0.5 * math.log(11 / 1), 0.25 * math.log(11 / 3), 0.25 * math.log(11 / 11)]
+    assert got.tolist() == pytest.approx(expect, rel=1e-12)
+
+
+def test_kl_matches_hand_computation():
+    got = slot_scores("kl", SLOTS, COUNTS, BG, 0)
+    denom = sum(a + 1 for a in READS.tolist())  # 70 + 6 = 76
+    q = [1 / denom, 4 / denom, 41 / denom]
+    p = [0.5, 0.25, 0.25]
+    expect = [pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True)]
+    assert got.tolist() == pytest.approx(expect, rel=1e-12)
+
+
+def test_count_is_raw_count_and_needs_no_background():
+    assert slot_scores("count", SLOTS, COUNTS, None, 0).tolist() == [2.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="needs background"):
+        slot_scores("kl", SLOTS, COUNTS, None, 0)
+
+
+def test_top_t_breaks_ties_by_lower_slot_and_never_picks_unread_slots():
+    rows = select_rows("count", {0: (SLOTS, COUNTS)}, top_t=2, background=None)
+    assert rows[0].tolist() == [1, 3]  # slots 3 and 4 tie on count 1: 3 wins
+    # asking for more rows than were read returns only the read ones
+    rows = select_rows("tfidf", {0: (SLOTS, COUNTS)}, top_t=5, background=BG)
+    assert rows[0].tolist() == [1, 3, 4]
+    assert top_rows(torch.tensor([9, 2, 5]), torch.tensor([1.0, 1.0, 1.0]), 2).tolist() == [2, 5]
+
+
+def test_tfidf_prefers_rare_slots_and_kl_prefers_underread_slots():
+    tfidf = select_rows("tfidf", {0: (SLOTS, COUNTS)}, 1, BG)[0].tolist()
+    kl = select_rows("kl", {0: (SLOTS, COUNTS)}, 1, BG)[0].tolist()
+    assert tfidf == [1] and kl == [1]
+    # with equal counts, slot 3 (df 2) beats slot 4 (df 10, read by every document)
+    even = (torch.tensor([3, 4]), torch.tensor([1, 1]))
+    assert select_rows("tfidf", {0: even}, 1, BG)[0].tolist() == [3]
+    assert select_rows("kl", {0: even}, 1, BG)[0].tolist() == [3]

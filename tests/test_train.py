@@ -1,0 +1,100 @@
+"""Training loop: resume after a kill equals an uninterrupted run; NaN stops with the step."""
+
+import pytest
+import torch
+from conftest import make_tiny_qwen2
+
+from smf.arms import setup_full, setup_lora
+from smf.train import TrainConfig, step_batches, train
+
+TEXTS = [f"Question: what is item {i}?\nAnswer: number {i * 7 % 13}" for i in range(20)]
+
+
+class Killed(Exception):
+    pass
+
+
+def config(**kw) -> TrainConfig:
+    base = dict(
+        lr=1e-3,
+        epochs=2,
+        micro_batch_size=2,
+        grad_accum=2,
+        warmup_steps=2,
+        checkpoint_every=2,
+        seed=3,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def run(tokenizer, work_dir, kill_at=None, arm="lora"):
+    model = make_tiny_qwen2(seed=1)
+    cfg = config()
+    if arm == "lora":
+        model, opt = setup_lora(
+            model,
+            cfg,
+            {"r": 4, "lora_alpha": 8, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"]},
+        )
+    else:
+        model, opt = setup_full(model, cfg)
+
+    def on_step(step):
+        if kill_at is not None and step == kill_at:
+            raise Killed
+
+    result = train(
+        model,
+        tokenizer,
+        TEXTS,
+        cfg,
+        opt,
+        work_dir=work_dir,
+        fingerprint="f",
+        progress=False,
+        on_step=on_step,
+    )
+    return model, result
+
+
+@pytest.mark.parametrize("arm", ["lora", "full"])
+def test_resumed_run_equals_uninterrupted_run(tokenizer, tmp_path, arm):
+    ref_model, ref = run(tokenizer, tmp_path / "ref", arm=arm)
+    with pytest.raises(Killed):
+        run(tokenizer, tmp_path / "cut", kill_at=5, arm=arm)
+    model, resumed = run(tokenizer, tmp_path / "cut", arm=arm)
+    assert resumed.resumed_from == 4  # last checkpoint before the kill
+    assert [r["loss"] for r in resumed.log] == [r["loss"] for r in ref.log]
+    for (name, a), b in zip(
+        ref_model.state_dict().items(), model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_changed_fingerprint_never_resumes(tokenizer, tmp_path):
+    with pytest.raises(Killed):
+        run(tokenizer, tmp_path, kill_at=3)
+    model = make_tiny_qwen2(seed=1)
+    cfg = config()
+    model, opt = setup_full(model, cfg)
+    result = train(
+        model, tokenizer, TEXTS, cfg, opt, work_dir=tmp_path, fingerprint="other", progress=False
+    )
+    assert result.resumed_from == 0
+
+
+def test_non_finite_loss_names_the_step(tokenizer, tmp_path):
+    model = make_tiny_qwen2(seed=1)
+    cfg = config(lr=1e30, warmup_steps=0, schedule="constant")
+    model, opt = setup_full(model, cfg)
+    with pytest.raises(FloatingPointError, match=r"at step \d+"):
+        train(model, tokenizer, TEXTS, cfg, opt, work_dir=tmp_path, fingerprint="f", progress=False)
+
+
+def test_data_order_is_deterministic_and_covers_each_epoch():
+    cfg = config(micro_batch_size=3, grad_accum=2)
+    epoch0 = [i for s in range(4) for mb in step_batches(20, s, cfg) for i in mb]
+    assert sorted(epoch0) == list(range(20))
+    assert step_batches(20, 1, cfg) == step_batches(20, 1, cfg)
+    assert step_batches(20, 4, cfg) != step_batches(20, 0, cfg)
