@@ -1,12 +1,21 @@
 rule background:
     """Slot statistics (df and reads per slot) of the retrofitted model on background text."""
     input:
-        base=RESULTS + "/models/base",
+        base="results/models/base",
         memory=rules.retrofit.output.memory,
         corpus=dataset_path(config["background"]["dataset"]),
     output:
-        stats=RESULTS + "/background/stats.safetensors",
-        summary=RESULTS + "/background/summary.json",
+        stats="results/background/stats.safetensors",
+        summary="results/background/summary.json",
+    log:
+        "logs/background.log",
+    benchmark:
+        "results/benchmarks/background.tsv"
+    conda:
+        "../envs/smf.yaml"
+    threads: SEQUENTIAL_STAGE_THREADS
+    resources:
+        gpu=GPU,
     params:
         max_length=config["background"]["max_length"],
         batch_size=config["background"]["batch_size"],
@@ -15,12 +24,5 @@ rule background:
         ),
         device=DEVICE,
         code=SMF_VERSION,
-    threads: workflow.cores
-    resources:
-        gpu=GPU,
-    log:
-        "logs/background.log",
-    benchmark:
-        "benchmarks/background.tsv"
     script:
         "../workflow/scripts/background.py"

@@ -7,18 +7,20 @@ rule base_model:
             else []
         ),
     output:
-        directory(RESULTS + "/models/base"),
+        directory("results/models/base"),
+    log:
+        "logs/base_model.log",
+    benchmark:
+        "results/benchmarks/base_model.tsv"
+    conda:
+        "../envs/smf.yaml"
+    threads: SEQUENTIAL_STAGE_THREADS
+    resources:
+        gpu=GPU,
     params:
         base=config["base"],
         device=DEVICE,
         work_dir=checkpoint_dir("base"),
         code=SMF_VERSION,
-    threads: workflow.cores
-    resources:
-        gpu=GPU,
-    log:
-        "logs/base_model.log",
-    benchmark:
-        "benchmarks/base_model.tsv"
     script:
         "../workflow/scripts/base_model.py"

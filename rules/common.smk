@@ -1,6 +1,7 @@
 """Helpers shared by all rules: config validation, wildcard values, input functions."""
 
 import json
+import os
 
 from snakemake.utils import validate
 
@@ -9,9 +10,13 @@ import smf
 validate(config, "../config/schema.yaml")
 
 RESULTS = "results"
-SMF_VERSION = smf.__version__  # a params value: a new library release reruns every stage
+SMF_VERSION = (
+    smf.__version__
+)  # a params value: a new library release reruns every stage
 DEVICE = config["device"]
 GPU = 0 if DEVICE == "cpu" else 1  # resources: a CPU run needs no GPU slot
+# base, retrofit and background run alone in the DAG; Snakemake caps this at --cores.
+SEQUENTIAL_STAGE_THREADS = 8
 SEEDS = config["seeds"]
 ARMS = list(config["arms"])
 PROBES = list(config["probes"])
@@ -29,7 +34,9 @@ def check_config():
             )
     for key in ("task", "background"):
         if config[key]["dataset"] not in config["data"]:
-            raise ValueError(f"{key}.dataset {config[key]['dataset']!r} is not in `data`")
+            raise ValueError(
+                f"{key}.dataset {config[key]['dataset']!r} is not in `data`"
+            )
     if config["retrofit"]["recovery"]["dataset"] not in config["data"]:
         raise ValueError("retrofit.recovery.dataset is not a key of `data`")
     if config["learning_probe"] not in config["probes"]:
@@ -38,7 +45,9 @@ def check_config():
     for arm, spec in config["arms"].items():
         need = {"smf": "smf", "lora": "lora"}.get(spec["kind"])
         if need and need not in spec:
-            raise ValueError(f"arms.{arm} has kind {spec['kind']} but no `{need}:` section")
+            raise ValueError(
+                f"arms.{arm} has kind {spec['kind']} but no `{need}:` section"
+            )
         if spec["kind"] == "smf" and spec["smf"]["top_t"] > slots:
             raise ValueError(
                 f"arms.{arm}.smf.top_t ({spec['smf']['top_t']}) exceeds the memory's "
@@ -46,6 +55,29 @@ def check_config():
             )
     if config["base"]["model"] == "demo" and not DEMO:
         raise ValueError("base.model 'demo' needs demo.enabled: true")
+    n_layers = base_model_layers()
+    bad = [
+        i
+        for i in config["retrofit"]["layers"]
+        if n_layers is not None and i >= n_layers
+    ]
+    if bad:
+        raise ValueError(
+            f"retrofit.layers {bad} are outside the base model's {n_layers} layers (0..{n_layers - 1})"
+        )
+
+
+def base_model_layers():
+    """Layer count of the base model when knowable offline (demo config, local folder or cache)."""
+    if config["base"]["model"] == "demo":
+        return config["base"]["demo"]["num_layers"]
+    try:
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(config["base"]["model"], local_files_only=True)
+    except OSError:
+        return None  # not available offline yet: the retrofit stage checks it
+    return cfg.num_hidden_layers
 
 
 check_config()
@@ -84,7 +116,7 @@ def source_inputs(wildcards):
 
 def checkpoint_dir(*parts):
     """Checkpoints live outside Snakemake's outputs so a killed job can resume."""
-    return "/".join([RESULTS, "checkpoints", *map(str, parts)])
+    return os.path.join(RESULTS, "checkpoints", *map(str, parts))
 
 
 def model_kind(model):
@@ -108,10 +140,9 @@ def model_artifact(model):
 
 
 def eval_inputs(wildcards):
-    inputs = {
-        "base": f"{RESULTS}/models/base",
-        "data": dataset_path(config["probes"][wildcards.probe]["dataset"]),
-    }
+    inputs = {"base": f"{RESULTS}/models/base"}
+    for probe, spec in config["probes"].items():
+        inputs[f"data_{probe}"] = dataset_path(spec["dataset"])
     artifact = model_artifact(wildcards.model)
     if artifact:
         inputs["artifact"] = artifact

@@ -3,12 +3,14 @@ rule prepare_data:
     input:
         source_inputs,
     output:
-        RESULTS + "/data/{dataset}.jsonl",
-        stats=RESULTS + "/data/{dataset}.stats.json",
+        "results/data/{dataset}.jsonl",
+        stats="results/data/{dataset}.stats.json",
+    log:
+        "logs/data/{dataset}.log",
+    conda:
+        "../envs/smf.yaml"
     params:
         spec=lambda wc: config["data"][wc.dataset],
         code=SMF_VERSION,
-    log:
-        "logs/data/{dataset}.log",
     script:
         "../workflow/scripts/prepare_data.py"

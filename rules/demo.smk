@@ -14,11 +14,13 @@ rule demo_world:
                 "pretrain",
             ],
         ),
-    params:
-        out_dir=config["demo"]["out_dir"],
-        seed=config["demo"]["seed"],
-        code=SMF_VERSION,
     log:
         "logs/demo_world.log",
+    conda:
+        "../envs/smf.yaml"
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
+        seed=config["demo"]["seed"],
+        code=SMF_VERSION,
     script:
         "../workflow/scripts/demo_world.py"

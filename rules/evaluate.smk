@@ -1,23 +1,25 @@
 rule evaluate:
-    """One model on one probe: base, retrofit, or an arm x seed."""
+    """One model on every probe (the model is loaded once): base, retrofit, or an arm x seed."""
     input:
         unpack(eval_inputs),
     output:
-        RESULTS + "/eval/{model}/{probe}.json",
+        expand("results/eval/{{model}}/{probe}.json", probe=PROBES),
+    log:
+        "logs/eval/{model}.log",
+    benchmark:
+        "results/benchmarks/eval/{model}.tsv"
+    conda:
+        "../envs/smf.yaml"
+    resources:
+        gpu=GPU,
     params:
         kind=lambda wc: model_kind(wc.model),
-        probe_cfg=lambda wc: config["probes"][wc.probe],
+        probes=config["probes"],
         batch_size=config["eval"]["batch_size"],
         dtype=config["eval"]["dtype"],
         header=config["task"]["header"],
         device=DEVICE,
         code=SMF_VERSION,
-    resources:
-        gpu=GPU,
-    log:
-        "logs/eval/{model}/{probe}.log",
-    benchmark:
-        "benchmarks/eval/{model}/{probe}.tsv"
     script:
         "../workflow/scripts/evaluate.py"
 
@@ -28,6 +30,6 @@ for _arm in ARMS:
         """Named target: one arm's branch (all seeds, all probes)."""
         name:
             _arm
+        default_target: False
         input:
             eval_files(arm_models(_arm)),
-        default_target: False

@@ -4,14 +4,22 @@
 
 rule finetune_full:
     input:
-        base=RESULTS + "/models/base",
+        base="results/models/base",
         task=dataset_path(config["task"]["dataset"]),
     output:
-        artifact=directory(RESULTS + "/runs/{arm}/seed{seed}/model"),
-        log=RESULTS + "/runs/{arm}/seed{seed}/train_log.jsonl",
-        summary=RESULTS + "/runs/{arm}/seed{seed}/summary.json",
+        artifact=directory("results/runs/{arm}/seed{seed}/model"),
+        log="results/runs/{arm}/seed{seed}/train_log.jsonl",
+        summary="results/runs/{arm}/seed{seed}/summary.json",
+    log:
+        "logs/finetune/{arm}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/finetune/{arm}/seed{seed}.tsv"
     wildcard_constraints:
         arm="|".join(arms_of_kind("full")),
+    conda:
+        "../envs/smf.yaml"
+    resources:
+        gpu=GPU,
     params:
         arm_cfg=lambda wc: config["arms"][wc.arm],
         train=lambda wc: arm_train_config(wc.arm),
@@ -19,34 +27,28 @@ rule finetune_full:
         device=DEVICE,
         work_dir=lambda wc: checkpoint_dir("runs", wc.arm, f"seed{wc.seed}"),
         code=SMF_VERSION,
-    resources:
-        gpu=GPU,
-    log:
-        "logs/finetune/{arm}/seed{seed}.log",
-    benchmark:
-        "benchmarks/finetune/{arm}/seed{seed}.tsv"
     script:
         "../workflow/scripts/finetune.py"
 
 
 use rule finetune_full as finetune_lora with:
     output:
-        artifact=directory(RESULTS + "/runs/{arm}/seed{seed}/adapter"),
-        log=RESULTS + "/runs/{arm}/seed{seed}/train_log.jsonl",
-        summary=RESULTS + "/runs/{arm}/seed{seed}/summary.json",
+        artifact=directory("results/runs/{arm}/seed{seed}/adapter"),
+        log="results/runs/{arm}/seed{seed}/train_log.jsonl",
+        summary="results/runs/{arm}/seed{seed}/summary.json",
     wildcard_constraints:
         arm="|".join(arms_of_kind("lora")),
 
 
 use rule finetune_full as finetune_smf with:
     input:
-        base=RESULTS + "/models/base",
+        base="results/models/base",
         task=dataset_path(config["task"]["dataset"]),
         memory=rules.retrofit.output.memory,
         background=rules.background.output.stats,
     output:
-        artifact=RESULTS + "/runs/{arm}/seed{seed}/memory.safetensors",
-        log=RESULTS + "/runs/{arm}/seed{seed}/train_log.jsonl",
-        summary=RESULTS + "/runs/{arm}/seed{seed}/summary.json",
+        artifact="results/runs/{arm}/seed{seed}/memory.safetensors",
+        log="results/runs/{arm}/seed{seed}/train_log.jsonl",
+        summary="results/runs/{arm}/seed{seed}/summary.json",
     wildcard_constraints:
         arm="|".join(arms_of_kind("smf")),

@@ -4,16 +4,20 @@ rule tables:
         eval_files(),
     output:
         csv=report(
-            RESULTS + "/tables/main.csv", caption="../docs/report/table.rst", category="Tables"
+            "results/tables/main.csv",
+            caption="../docs/report/table.rst",
+            category="Tables",
         ),
-        md=RESULTS + "/tables/main.md",
-        tex=RESULTS + "/tables/main.tex",
+        md="results/tables/main.md",
+        tex="results/tables/main.tex",
+    log:
+        "logs/report/tables.log",
+    conda:
+        "../envs/smf.yaml"
     params:
         arms=ARMS,
         probes=PROBES,
         code=SMF_VERSION,
-    log:
-        "logs/report/tables.log",
     script:
         "../workflow/scripts/tables.py"
 
@@ -22,20 +26,26 @@ rule figures:
     """Learning vs forgetting per probe, and training loss curves per arm."""
     input:
         evals=eval_files(),
-        logs=expand(RESULTS + "/runs/{arm}/seed{seed}/train_log.jsonl", arm=ARMS, seed=SEEDS),
+        logs=expand(
+            "results/runs/{arm}/seed{seed}/train_log.jsonl", arm=ARMS, seed=SEEDS
+        ),
     output:
         tradeoff_png=report(
-            RESULTS + "/figures/learning_vs_forgetting.png",
+            "results/figures/learning_vs_forgetting.png",
             caption="../docs/report/tradeoff.rst",
             category="Figures",
         ),
-        tradeoff_pdf=RESULTS + "/figures/learning_vs_forgetting.pdf",
+        tradeoff_pdf="results/figures/learning_vs_forgetting.pdf",
         loss_png=report(
-            RESULTS + "/figures/loss_curves.png",
+            "results/figures/loss_curves.png",
             caption="../docs/report/loss.rst",
             category="Figures",
         ),
-        loss_pdf=RESULTS + "/figures/loss_curves.pdf",
+        loss_pdf="results/figures/loss_curves.pdf",
+    log:
+        "logs/report/figures.log",
+    conda:
+        "../envs/smf.yaml"
     params:
         log_paths={
             arm: [f"{RESULTS}/runs/{arm}/seed{seed}/train_log.jsonl" for seed in SEEDS]
@@ -44,7 +54,5 @@ rule figures:
         learning_probe=config["learning_probe"],
         forgetting_probes=[p for p in PROBES if p != config["learning_probe"]],
         code=SMF_VERSION,
-    log:
-        "logs/report/figures.log",
     script:
         "../workflow/scripts/figures.py"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,20 @@ _TOKENIZER_TEXT = [
     "Answer: C. D\nExplanation: Vitamins A, D, E and K are fat soluble.",
     " = Robert Boulter = \n Robert Boulter is an English film , television and theatre actor .",
 ]
+
+
+WORKFLOW_FILES = ["Snakefile", "rules", "workflow", "config", "profiles", "envs", "docs"]
+
+
+def copy_workflow(dst: Path) -> Path:
+    """A runnable copy of the workflow (not the library: that is pip-installed) in `dst`."""
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name)
+        else:
+            shutil.copy(src, dst / name)
+    return dst
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
@@ -64,6 +63,8 @@ def setup_full(model: PreTrainedModel, cfg: TrainConfig, gradient_checkpointing:
 
 def setup_lora(model: PreTrainedModel, cfg: TrainConfig, lora: dict):
     """Wrap the base model with PEFT LoRA; `lora` holds LoraConfig fields (r, lora_alpha, ...)."""
+    from peft import LoraConfig, get_peft_model
+
     peft_model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     return peft_model, adamw(trainable, cfg)
@@ -126,6 +127,8 @@ def load_for_eval(
     elif kind == "full":
         model = AutoModelForCausalLM.from_pretrained(artifact, dtype=dtype)
     elif kind == "lora":
+        from peft import PeftModel
+
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
         model = PeftModel.from_pretrained(base, artifact).merge_and_unload()
     else:

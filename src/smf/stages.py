@@ -13,7 +13,6 @@ import hashlib
 import json
 import platform
 import shutil
-import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from smf import arms, data, probes, prompts, report
+from smf import arms, data, probes, prompts
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, load_retrofitted, retrofit, save_memory
 from smf.selection import METHODS
@@ -323,57 +322,61 @@ def finetune(
 def evaluate(
     model_name: str,
     kind: str,
-    probe: str,
-    probe_cfg: dict,
+    probe_cfgs: dict[str, dict],
     *,
     base_dir: str | Path,
     artifact: str | Path | None,
-    data_path: str | Path,
-    out: str | Path,
+    data_paths: dict[str, str | Path],
+    outs: dict[str, str | Path],
     device: str,
     dtype: str,
     batch_size: int,
     header: str,
-) -> dict:
-    """Score one model on one probe and write the eval-result JSON."""
+) -> list[dict]:
+    """Score one model on every probe (loaded once) and write one eval-result JSON per probe."""
     dev = arms.resolve_device(device)
     tdtype = torch_dtype(dtype) if dev.type == "cuda" else torch.float32
     model = arms.load_for_eval(kind, base_dir, artifact, dtype=tdtype, device=dev)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    protocol = probe_cfg["protocol"]
-    records = data.read_jsonl(data_path)
-    t0 = time.perf_counter()
-    if probe_cfg["kind"] == "multiple_choice":
-        result = probes.multiple_choice_accuracy(
+    arm, _, seed = model_name.partition("-seed")
+    results = []
+    for probe, cfg in probe_cfgs.items():
+        result = run_probe(
+            model, tokenizer, cfg, data.read_jsonl(data_paths[probe]), batch_size, header
+        )
+        result.update(
+            model=model_name,
+            arm=arm,
+            seed=int(seed) if seed else None,
+            probe=probe,
+            kind=cfg["kind"],
+            protocol=cfg["protocol"],
+        )  # no timings here: evaluation files are bit-identical across reruns
+        results.append(result)
+    for result in results:  # write only when every probe succeeded
+        write_json(result, outs[result["probe"]])
+    return results
+
+
+def run_probe(model, tokenizer, cfg: dict, records: list[dict], batch_size: int, header: str):
+    protocol = cfg["protocol"]
+    if cfg["kind"] == "multiple_choice":
+        return probes.multiple_choice_accuracy(
             model, tokenizer, records, protocol=protocol, batch_size=batch_size, header=header
         )
-    elif probe_cfg["kind"] == "perplexity":
-        rows = [r["text"] for r in records]
-        result = probes.perplexity(
-            model, tokenizer, rows, protocol=protocol,
-            limit=probe_cfg.get("limit", 1000),
-            max_length=probe_cfg.get("max_length", 1024),
-            stride=probe_cfg.get("stride", 512),
+    if cfg["kind"] == "perplexity":
+        return probes.perplexity(
+            model, tokenizer, [r["text"] for r in records], protocol=protocol,
+            limit=cfg.get("limit", 1000),
+            max_length=cfg.get("max_length", 1024),
+            stride=cfg.get("stride", 512),
         )  # fmt: skip
-    elif probe_cfg["kind"] == "qa":
-        result = probes.qa_accuracy(
+    if cfg["kind"] == "qa":
+        return probes.qa_accuracy(
             model, tokenizer, records, protocol=protocol,
-            max_new_tokens=probe_cfg.get("max_new_tokens", 32), batch_size=batch_size,
+            max_new_tokens=cfg.get("max_new_tokens", 32), batch_size=batch_size,
         )  # fmt: skip
-    else:
-        raise ValueError(f"probes.{probe}.kind {probe_cfg['kind']!r} is unknown")
-    arm, _, seed = model_name.partition("-seed")
-    result.update(
-        model=model_name,
-        arm=arm,
-        seed=int(seed) if seed else None,
-        probe=probe,
-        kind=probe_cfg["kind"],
-        protocol=protocol,
-        seconds=time.perf_counter() - t0,
-    )
-    write_json(result, out)
-    return result
+    raise ValueError(f"probe kind {cfg['kind']!r} is unknown")
 
 
 # --------------------------------------------------------------------------- report
@@ -381,6 +384,8 @@ def evaluate(
 
 def build_tables(eval_paths: list[str], arms_order: list[str], probe_order: list[str], out: dict):
     """main.csv / .md / .tex from cached eval JSONs; no model is loaded."""
+    from smf import report
+
     df = report.load_eval_results(eval_paths)
     table = report.main_table(df, row_order=arms_order, probe_order=probe_order)
     metrics = {p: table.attrs["metric"][p] for p in probe_order}
@@ -395,6 +400,8 @@ def build_figures(
     forgetting_probes: list[str],
     out: dict,
 ) -> None:
+    from smf import report
+
     df = report.load_eval_results(eval_paths)
     report.plot_learning_vs_forgetting(
         df, learning_probe, forgetting_probes, out["tradeoff_png"], out["tradeoff_pdf"]

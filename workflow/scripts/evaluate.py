@@ -1,4 +1,4 @@
-"""Rule evaluate: one model on one probe (see smf.probes)."""
+"""Rule evaluate: one model on every probe (see smf.probes)."""
 
 from typing import TYPE_CHECKING
 
@@ -7,19 +7,20 @@ from smf import stages
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
+probes = dict(snakemake.params.probes)
 with stages.log_to(snakemake.log[0]):
-    result = stages.evaluate(
+    results = stages.evaluate(
         snakemake.wildcards.model,
         snakemake.params.kind,
-        snakemake.wildcards.probe,
-        dict(snakemake.params.probe_cfg),
+        {name: dict(spec) for name, spec in probes.items()},
         base_dir=snakemake.input.base,
         artifact=snakemake.input.get("artifact"),
-        data_path=snakemake.input.data,
-        out=snakemake.output[0],
+        data_paths={name: snakemake.input[f"data_{name}"] for name in probes},
+        outs=dict(zip(probes, snakemake.output, strict=True)),
         device=snakemake.params.device,
         dtype=snakemake.params.dtype,
         batch_size=snakemake.params.batch_size,
         header=snakemake.params.header,
     )
-    print({k: result[k] for k in ("model", "probe", "metric", "value", "n")})
+    for r in results:
+        print({k: r[k] for k in ("model", "probe", "metric", "value", "n")})

@@ -1,0 +1,127 @@
+"""Cost of one SMF training step vs memory size: our sparse update vs paper 3's dense mask.
+
+One step = forward + backward + slot selection (TF-IDF) + update, on a small Qwen2
+(hidden 256) with one memory layer of N = 16,384 or 1,048,576 slots. Each configuration
+runs in its own subprocess so its peak RSS is its own. Prints a table and writes JSON.
+
+    python benchmarks/smf_step.py --out results/benchmarks/smf_step.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CONFIGS = [
+    ("sparse_adam", 128),
+    ("sparse_adam", 1024),
+    ("masked_adamw", 128),
+    ("masked_adamw", 1024),
+]
+
+
+def run_one(optimizer: str, n_keys: int, steps: int, warmup: int, seed: int) -> dict:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from smf.arms import setup_smf
+    from smf.memory import MemoryConfig
+    from smf.retrofit import RetrofitConfig, retrofit
+    from smf.selection import select_rows
+    from smf.sparse_optim import clip_grad_norm, restrict_grad_to_rows
+    from smf.statistics import BackgroundStats, SlotCounter, recording
+    from smf.train import TrainConfig
+
+    torch.manual_seed(seed)
+    hidden, batch, seq, vocab = 256, 4, 128, 2048
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=vocab,
+            hidden_size=hidden,
+            intermediate_size=4 * hidden,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            tie_word_embeddings=True,
+        )
+    )
+    mem = MemoryConfig(hidden_size=hidden, n_keys=n_keys, heads=4, topk=16, key_dim=128)
+    retrofit(model, RetrofitConfig(layers=[2], memory=mem, zero_init_output=False))
+    n = mem.num_slots
+    background = BackgroundStats(
+        n_docs=1000,
+        doc_freq={2: torch.randint(0, 1000, (n,))},
+        reads={2: torch.randint(0, 5000, (n,))},
+    )
+    kind = "adam" if optimizer == "sparse_adam" else "masked_adamw"
+    model, opt = setup_smf(model, TrainConfig(lr=1e-3), kind)
+    values = model.model.layers[2].mlp.memory.values
+    counter = SlotCounter()
+    times = []
+    for i in range(warmup + steps):
+        ids = torch.randint(0, vocab, (batch, seq))
+        t0 = time.perf_counter()
+        with recording(model):
+            loss = model(input_ids=ids, labels=ids).loss
+            counter.add(model, torch.ones_like(ids))
+        loss.backward()
+        rows = select_rows("tfidf", counter.counts(), 512, background)[2]
+        counter.reset()
+        restrict_grad_to_rows(values, rows)
+        clip_grad_norm([values], 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {
+        "optimizer": optimizer,
+        "slots": n,
+        "step_ms_median": 1000 * statistics.median(times),
+        "step_ms_min": 1000 * min(times),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "value_table_mib": n * hidden * 4 / 2**20,
+        "steps": steps,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="results/benchmarks/smf_step.json")
+    ap.add_argument("--one", nargs=2, metavar=("OPTIMIZER", "N_KEYS"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        res = run_one(args.one[0], int(args.one[1]), args.steps, args.warmup, args.seed)
+        print(json.dumps(res))
+        return
+    rows = []
+    for optimizer, n_keys in CONFIGS:
+        cmd = [sys.executable, __file__, "--one", optimizer, str(n_keys),
+               "--steps", str(args.steps), "--warmup", str(args.warmup)]  # fmt: skip
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+        print(f"done {optimizer} N={rows[-1]['slots']:,}", file=sys.stderr)
+    by = {(r["optimizer"], r["slots"]): r for r in rows}
+    print(f"{'update':<14}{'slots':>11}{'step ms (median)':>18}{'peak RSS MiB':>14}")
+    for r in rows:
+        print(f"{r['optimizer']:<14}{r['slots']:>11,}{r['step_ms_median']:>18.1f}"
+              f"{r['peak_rss_mib']:>14.0f}")  # fmt: skip
+    ratios = {
+        opt: by[(opt, 1024**2)]["step_ms_median"] / by[(opt, 128**2)]["step_ms_median"]
+        for opt in ("sparse_adam", "masked_adamw")
+    }
+    print("step time ratio 1M / 16k slots:", {k: round(v, 2) for k, v in ratios.items()})
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"rows": rows, "ratio_1M_over_16k": ratios}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The demo DAG end to end, in a temporary copy of the workflow (a few minutes on 2 cores).
+
+One demo run is shared by the tests below, which run in file order: the last one deletes the
+trained models to show that tables rebuild from the cached evaluation files alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import copy_workflow
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.slow
+
+DEMO = ["--configfile", "config/demo.yaml"]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=1800
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table from a dry run."""
+    block = output.split("Job stats:")[1].split("\n\n")[0]
+    rows = re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)
+    return {name: int(n) for name, n in rows if name != "total"}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    root = copy_workflow(tmp_path_factory.mktemp("demo"))
+    snakemake(root, "all", "--cores", "2", *DEMO)
+    return root
+
+
+def test_demo_fills_every_row_of_the_table(demo):
+    table = pd.read_csv(demo / "results/tables/main.csv", index_col=0)
+    assert list(table.index) == ["base", "retrofit", "full", "lora", "smf_tfidf", "smf_kl"]
+    for probe in ("medmcqa", "wikitext", "triviaqa"):
+        assert table[probe].notna().all(), probe
+    assert (table.loc[["full", "lora", "smf_tfidf", "smf_kl"], "n_seeds"] == 2).all()
+    for fig in ("learning_vs_forgetting", "loss_curves"):
+        for ext in ("png", "pdf"):
+            assert (demo / f"results/figures/{fig}.{ext}").stat().st_size > 1000
+    log = [json.loads(x) for x in (demo / "results/runs/smf_kl/seed0/train_log.jsonl").open()]
+    assert all(0 < r["rows_updated"] <= 2 * 64 for r in log)  # top_t per memory layer, 2 layers
+    assert "train" in (demo / "logs/finetune/smf_kl/seed0.log").read_text()  # tqdm progress
+
+
+def test_demo_from_scratch_is_deterministic(demo, tmp_path):
+    """A second run from scratch gives byte-identical evaluation files (CPU, same seeds)."""
+    again = copy_workflow(tmp_path)
+    snakemake(again, "all", "--cores", "2", *DEMO)
+    first = sorted((demo / "results/eval").rglob("*.json"))
+    assert len(first) == 10 * 3  # (base, retrofit, 4 arms x 2 seeds) x 3 probes
+    for path in first:
+        twin = again / path.relative_to(demo)
+        assert twin.read_bytes() == path.read_bytes(), path.relative_to(demo)
+
+
+def test_changing_one_arm_reruns_only_its_branch(demo):
+    overlay = demo / "lora_lr.yaml"
+    overlay.write_text("arms:\n  lora: {train: {lr: 0.005}}\n")
+    out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
+    assert job_counts(out) == {
+        "finetune_lora": 2, "evaluate": 2, "tables": 1, "figures": 1, "all": 1,
+    }  # fmt: skip
+
+
+def test_killed_finetune_resumes_to_the_uninterrupted_result(demo):
+    """SIGKILL a finetune after its first checkpoint; the rerun resumes and matches exactly."""
+    run = demo / "results/runs/smf_kl/seed0"
+    reference = load_file(run / "memory.safetensors")
+    ref_log = (run / "train_log.jsonl").read_text()
+    ref_eval = (demo / "results/eval/smf_kl-seed0/medmcqa.json").read_text()
+    target = ["results/eval/smf_kl-seed0/medmcqa.json", "--cores", "1", *DEMO]
+    ckpt = demo / "results/checkpoints/runs/smf_kl/seed0/checkpoint/meta.json"
+    proc = subprocess.Popen(
+        [*SNAKEMAKE, *target, "--forcerun", "finetune_smf", "--allowed-rules", "finetune_smf",
+         "evaluate"],
+        cwd=demo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 600
+    while not ckpt.exists():
+        assert proc.poll() is None, "finetune ended before its first checkpoint"
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()  # nothing left looking finished
+    snakemake(demo, "--unlock", *DEMO)  # a killed Snakemake leaves its lock, as for users
+    snakemake(demo, *target)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed_from_step"] > 0
+    resumed = load_file(run / "memory.safetensors")
+    assert resumed.keys() == reference.keys()
+    for name, tensor in reference.items():
+        assert tensor.equal(resumed[name]), name
+    assert (run / "train_log.jsonl").read_text() == ref_log
+    assert (demo / "results/eval/smf_kl-seed0/medmcqa.json").read_text() == ref_eval
+
+
+def test_tables_rebuild_from_cached_evaluations_only(demo):
+    before = (demo / "results/tables/main.csv").read_text()
+    shutil.rmtree(demo / "results/models")
+    shutil.rmtree(demo / "results/runs")
+    shutil.rmtree(demo / "results/tables")
+    snakemake(demo, "tables", "--cores", "1", *DEMO, "--allowed-rules", "tables")
+    assert (demo / "results/tables/main.csv").read_text() == before
+    assert not (demo / "results/models").exists()
