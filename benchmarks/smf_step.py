@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-CONFIGS = [
+CONFIGS = [  # (update rule, n_keys): N = n_keys**2 = 16,384 or 1,048,576 slots
     ("sparse_adam", 128),
     ("sparse_adam", 1024),
     ("masked_adamw", 128),
@@ -63,37 +63,51 @@ def run_one(optimizer: str, n_keys: int, steps: int, warmup: int, seed: int) -> 
     model, opt = setup_smf(model, TrainConfig(lr=1e-3), kind)
     values = model.model.layers[2].mlp.memory.values
     counter = SlotCounter()
-    times = []
+    phases: dict[str, list[float]] = {"forward": [], "backward": [], "update": [], "step": []}
     for i in range(warmup + steps):
         ids = torch.randint(0, vocab, (batch, seq))
         t0 = time.perf_counter()
         with recording(model):
             loss = model(input_ids=ids, labels=ids).loss
             counter.add(model, torch.ones_like(ids))
+        t1 = time.perf_counter()
         loss.backward()
+        t2 = time.perf_counter()
         rows = select_rows("tfidf", counter.counts(), 512, background)[2]
         counter.reset()
         restrict_grad_to_rows(values, rows)
         clip_grad_norm([values], 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        t3 = time.perf_counter()
         if i >= warmup:
-            times.append(time.perf_counter() - t0)
+            for name, seconds in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+                phases[name].append(1000 * seconds)
     return {
         "optimizer": optimizer,
         "slots": n,
-        "step_ms_median": 1000 * statistics.median(times),
-        "step_ms_min": 1000 * min(times),
+        **{f"{k}_ms_median": statistics.median(v) for k, v in phases.items()},
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "value_table_mib": n * hidden * 4 / 2**20,
         "steps": steps,
     }
 
 
+def median_run(runs: list[dict]) -> dict:
+    """Per-field median over repeated subprocess runs of one configuration."""
+    out = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, float):
+            out[key] = statistics.median(r[key] for r in runs)
+    out["repeats"] = len(runs)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3, help="subprocess runs per configuration")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/benchmarks/smf_step.json")
     ap.add_argument("--one", nargs=2, metavar=("OPTIMIZER", "N_KEYS"), help=argparse.SUPPRESS)
@@ -102,23 +116,31 @@ def main() -> None:
         res = run_one(args.one[0], int(args.one[1]), args.steps, args.warmup, args.seed)
         print(json.dumps(res))
         return
-    rows = []
-    for optimizer, n_keys in CONFIGS:
-        cmd = [sys.executable, __file__, "--one", optimizer, str(n_keys),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]  # fmt: skip
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"done {optimizer} N={rows[-1]['slots']:,}", file=sys.stderr)
+    runs: dict[tuple[str, int], list[dict]] = {c: [] for c in CONFIGS}
+    for repeat in range(args.repeats):  # interleaved, so machine drift hits every config alike
+        for optimizer, n_keys in CONFIGS:
+            cmd = [sys.executable, __file__, "--one", optimizer, str(n_keys),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup)]  # fmt: skip
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            runs[(optimizer, n_keys)].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"repeat {repeat}: {optimizer} n_keys={n_keys} done", file=sys.stderr)
+    rows = [median_run(r) for r in runs.values()]
     by = {(r["optimizer"], r["slots"]): r for r in rows}
-    print(f"{'update':<14}{'slots':>11}{'step ms (median)':>18}{'peak RSS MiB':>14}")
+    head = ["rule", "slots", "step ms", "forward", "backward", "select+update", "peak RSS MiB"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
     for r in rows:
-        print(f"{r['optimizer']:<14}{r['slots']:>11,}{r['step_ms_median']:>18.1f}"
-              f"{r['peak_rss_mib']:>14.0f}")  # fmt: skip
+        cells = [r["optimizer"], f"{r['slots']:,}"] + [
+            f"{r[f'{k}_ms_median']:.1f}" for k in ("step", "forward", "backward", "update")
+        ] + [f"{r['peak_rss_mib']:.0f}"]  # fmt: skip
+        print("| " + " | ".join(cells) + " |")
     ratios = {
-        opt: by[(opt, 1024**2)]["step_ms_median"] / by[(opt, 128**2)]["step_ms_median"]
+        f"{opt}_{phase}": by[(opt, 1024**2)][f"{phase}_ms_median"]
+        / by[(opt, 128**2)][f"{phase}_ms_median"]
         for opt in ("sparse_adam", "masked_adamw")
+        for phase in ("step", "update")
     }
-    print("step time ratio 1M / 16k slots:", {k: round(v, 2) for k, v in ratios.items()})
+    print("time ratio 1M / 16k slots:", {k: round(v, 2) for k, v in ratios.items()})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"rows": rows, "ratio_1M_over_16k": ratios}, indent=2))
 

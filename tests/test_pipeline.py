@@ -90,7 +90,11 @@ def test_killed_finetune_resumes_to_the_uninterrupted_result(demo):
     reference = load_file(run / "memory.safetensors")
     ref_log = (run / "train_log.jsonl").read_text()
     ref_eval = (demo / "results/eval/smf_kl-seed0/medmcqa.json").read_text()
-    target = ["results/eval/smf_kl-seed0/medmcqa.json", "--cores", "1", *DEMO]
+    target = [
+        "results/runs/smf_kl/seed0/summary.json",
+        "results/eval/smf_kl-seed0/medmcqa.json",
+        "--cores", "1", *DEMO,
+    ]  # fmt: skip
     ckpt = demo / "results/checkpoints/runs/smf_kl/seed0/checkpoint/meta.json"
     proc = subprocess.Popen(
         [*SNAKEMAKE, *target, "--forcerun", "finetune_smf", "--allowed-rules", "finetune_smf",

@@ -117,12 +117,11 @@ class ProductKeyMemory(nn.Module):
         q = self.query(x).view(-1, c.heads, c.key_dim)
         if c.query_norm:
             q = F.layer_norm(q, (c.key_dim,))
-        q1, q2 = q.float().chunk(2, dim=-1)  # (T, H, K/2) each; scores in fp32
-        keys = self.sub_keys.float()
-        s1 = torch.einsum("thd,hnd->thn", q1, keys[0])  # (T, H, n_keys)
-        s2 = torch.einsum("thd,hnd->thn", q2, keys[1])
-        top1, idx1 = s1.topk(c.topk, dim=-1)  # (T, H, k)
-        top2, idx2 = s2.topk(c.topk, dim=-1)
+        halves = q.float().view(-1, c.heads, 2, c.key_dim // 2).permute(2, 1, 0, 3)  # (2,H,T,K/2)
+        sub_scores = halves @ self.sub_keys.float().transpose(-1, -2)  # (2, H, T, n_keys), fp32
+        top, idx = sub_scores.topk(c.topk, dim=-1, sorted=False)  # (2, H, T, k): one call
+        top, idx = top.permute(0, 2, 1, 3), idx.permute(0, 2, 1, 3)  # (2, T, H, k)
+        top1, top2, idx1, idx2 = top[0], top[1], idx[0], idx[1]
         cand = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2)  # (T, H, k*k)
         scores, best = cand.topk(c.topk, dim=-1)
         i = idx1.gather(-1, best // c.topk)
