@@ -27,3 +27,16 @@ def test_fingerprint_changes_with_any_parameter():
     assert a == stages.fingerprint({"epochs": 3, "lr": 1e-3}, 0)  # key order is irrelevant
     assert a != stages.fingerprint({"lr": 2e-3, "epochs": 3}, 0)
     assert a != stages.fingerprint({"lr": 1e-3, "epochs": 3}, 1)
+
+
+def test_job_log_captures_prints_library_warnings_and_tracebacks(tmp_path):
+    from transformers.utils import logging as hf_logging
+
+    log = tmp_path / "job.log"
+    with pytest.raises(ZeroDivisionError), stages.log_to(log):
+        print("progress line")
+        hf_logging.get_logger("transformers.smf_test").warning("library warning")
+        1 / 0  # noqa: B018
+    text = log.read_text()
+    assert "progress line" in text and "library warning" in text
+    assert "ZeroDivisionError" in text

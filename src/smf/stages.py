@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import platform
 import shutil
 import traceback
@@ -27,6 +28,8 @@ from smf.selection import METHODS
 from smf.statistics import BackgroundStats, compute_background
 from smf.train import RowSelection, TrainConfig, train
 
+LIBRARY_LOGGERS = ("transformers", "datasets", "peft", "huggingface_hub")
+
 
 @contextlib.contextmanager
 def log_to(path: str | Path) -> Iterator[None]:
@@ -37,11 +40,22 @@ def log_to(path: str | Path) -> Iterator[None]:
         contextlib.redirect_stdout(f),
         contextlib.redirect_stderr(f),
     ):
+        # library loggers bound their handlers to the terminal's stderr at import time
+        handlers = [
+            h
+            for name in LIBRARY_LOGGERS
+            for h in logging.getLogger(name).handlers
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        ]
+        previous = [h.setStream(f) for h in handlers]
         try:
             yield
         except BaseException:
             traceback.print_exc(file=f)
             raise
+        finally:
+            for h, stream in zip(handlers, previous, strict=True):
+                h.setStream(stream)
 
 
 def fingerprint(*parts: object) -> str:
