@@ -7,7 +7,6 @@ the batch (tokens x heads x k), never to the number of slots.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,9 +122,6 @@ class BackgroundStats:
                 "top1pct_read_share": float(top[:k].sum() / max(total, 1)),
             }
         return out
-
-    def to_json(self) -> str:
-        return json.dumps(self.summary(), indent=2)
 
 
 @torch.inference_mode()
