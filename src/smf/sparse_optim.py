@@ -29,16 +29,12 @@ def restrict_grad_to_rows(param: nn.Parameter, rows: torch.Tensor) -> None:
     if g is None:
         return
     if g.is_sparse:
-        g = g.coalesce()
-        idx = g.indices()[0]
+        # filter the raw (uncoalesced) entries first: only the kept rows are ever summed
+        idx = g._indices()[0]
         keep = torch.isin(idx, rows.to(idx.device))
         param.grad = torch.sparse_coo_tensor(
-            idx[keep].unsqueeze(0),
-            g.values()[keep],
-            g.shape,
-            is_coalesced=True,
-            check_invariants=False,
-        )
+            idx[keep].unsqueeze(0), g._values()[keep], g.shape, check_invariants=False
+        ).coalesce()
     else:
         mask = torch.zeros(g.shape[0], 1, dtype=g.dtype, device=g.device)
         mask[rows.to(g.device)] = 1
