@@ -156,11 +156,11 @@ def compute_background(
                 max_length=max_length,
             ).to(device)
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            for row in range(batch["input_ids"].shape[0]):
-                doc_mask = torch.zeros_like(batch["attention_mask"])
-                doc_mask[row] = batch["attention_mask"][row]
-                for layer, idx in read_slots(model, doc_mask).items():
-                    slots, counts = torch.unique(idx.cpu(), return_counts=True)
+            real = batch["attention_mask"].bool()
+            for layer, m in mems.items():
+                for row in range(real.shape[0]):  # one document at a time: df counts documents
+                    idx = m.last_indices[row][real[row]].reshape(-1).cpu()
+                    slots, counts = torch.unique(idx, return_counts=True)
                     doc_freq[layer][slots] += 1
                     reads[layer].index_add_(0, slots, counts)
     return BackgroundStats(len(documents), doc_freq, reads, description)
