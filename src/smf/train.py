@@ -9,20 +9,18 @@ config never resumes stale state.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
+from smf.checkpoint import Checkpointer
 from smf.retrofit import memories
 from smf.selection import select_rows
 from smf.sparse_optim import clip_grad_norm, restrict_grad_to_rows
@@ -120,67 +118,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, n_steps: 
     if cfg.schedule == "cosine":
         return get_cosine_schedule_with_warmup(optimizer, warmup, n_steps)
     return get_constant_schedule_with_warmup(optimizer, warmup)
-
-
-class Checkpointer:
-    """Saves trainable tensors + optimizer/scheduler/RNG state into `work_dir/checkpoint`."""
-
-    def __init__(self, work_dir: str | Path, fingerprint: str):
-        self.dir = Path(work_dir)
-        self.fingerprint = fingerprint
-
-    @property
-    def path(self) -> Path:
-        return self.dir / "checkpoint"
-
-    def save(self, model, optimizer, scheduler, step: int, log: list[dict]) -> None:
-        tmp = self.dir / "checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        tensors = {
-            n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
-        }
-        save_file(tensors, str(tmp / "trainable.safetensors"))
-        torch.save(
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            },
-            tmp / "state.pt",
-        )
-        meta = {"fingerprint": self.fingerprint, "step": step}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        (tmp / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-        shutil.rmtree(self.path, ignore_errors=True)
-        tmp.replace(self.path)
-
-    def load(self, model, optimizer, scheduler) -> tuple[int, list[dict]]:
-        """Restore state if a checkpoint of this exact run exists; returns (step, log)."""
-        meta_file = self.path / "meta.json"
-        if not meta_file.is_file():
-            return 0, []
-        meta = json.loads(meta_file.read_text())
-        if meta.get("fingerprint") != self.fingerprint:
-            shutil.rmtree(self.path)  # another config's state: never resume it
-            return 0, []
-        tensors = load_file(str(self.path / "trainable.safetensors"))
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, t in tensors.items():
-                params[name].copy_(t)
-        state = torch.load(self.path / "state.pt", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        log = [json.loads(line) for line in (self.path / "log.jsonl").read_text().splitlines()]
-        return int(meta["step"]), log
-
-    def clear(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def train(
