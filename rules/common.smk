@@ -3,11 +3,18 @@
 import json
 import os
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import smf
+from smf import config_checks
 
-validate(config, "../config/schema.yaml")
+SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
+# validate's own message dumps the schema before the key: report the failing key path first
+try:
+    validate(config, "../config/schema.yaml")
+except WorkflowError:
+    raise config_checks.schema_error(config, SCHEMA) from None
 
 RESULTS = "results"
 SMF_VERSION = (
@@ -27,57 +34,9 @@ MODELS = ["base", "retrofit"] + [f"{arm}-seed{seed}" for arm in ARMS for seed in
 
 def check_config():
     """Cross-key checks the JSON schema cannot express; fail before any job starts."""
-    for probe, spec in config["probes"].items():
-        if spec["dataset"] not in config["data"]:
-            raise ValueError(
-                f"probes.{probe}.dataset {spec['dataset']!r} is not a key of `data`"
-            )
-    for key in ("task", "background"):
-        if config[key]["dataset"] not in config["data"]:
-            raise ValueError(
-                f"{key}.dataset {config[key]['dataset']!r} is not in `data`"
-            )
-    if config["retrofit"]["recovery"]["dataset"] not in config["data"]:
-        raise ValueError("retrofit.recovery.dataset is not a key of `data`")
-    if config["learning_probe"] not in config["probes"]:
-        raise ValueError(f"learning_probe {config['learning_probe']!r} is not a probe")
-    slots = config["retrofit"]["memory"]["n_keys"] ** 2
-    for arm, spec in config["arms"].items():
-        need = {"smf": "smf", "lora": "lora"}.get(spec["kind"])
-        if need and need not in spec:
-            raise ValueError(
-                f"arms.{arm} has kind {spec['kind']} but no `{need}:` section"
-            )
-        if spec["kind"] == "smf" and spec["smf"]["top_t"] > slots:
-            raise ValueError(
-                f"arms.{arm}.smf.top_t ({spec['smf']['top_t']}) exceeds the memory's "
-                f"{slots} slots (retrofit.memory.n_keys ** 2)"
-            )
-    if config["base"]["model"] == "demo" and not DEMO:
-        raise ValueError("base.model 'demo' needs demo.enabled: true")
-    n_layers = base_model_layers()
-    bad = [
-        i
-        for i in config["retrofit"]["layers"]
-        if n_layers is not None and i >= n_layers
-    ]
-    if bad:
-        raise ValueError(
-            f"retrofit.layers {bad} are outside the base model's {n_layers} layers (0..{n_layers - 1})"
-        )
-
-
-def base_model_layers():
-    """Layer count of the base model when knowable offline (demo config, local folder or cache)."""
-    if config["base"]["model"] == "demo":
-        return config["base"]["demo"]["num_layers"]
-    try:
-        from transformers import AutoConfig
-
-        cfg = AutoConfig.from_pretrained(config["base"]["model"], local_files_only=True)
-    except OSError:
-        return None  # not available offline yet: the retrofit stage checks it
-    return cfg.num_hidden_layers
+    overlays = workflow.overwrite_configfiles or ()
+    layers = config_checks.base_model_layers(config)
+    config_checks.check_config(config, os.getcwd(), overlays, layers)
 
 
 check_config()

@@ -11,7 +11,7 @@ BAD = {
     "typo": ("arms:\n  smf_kl: {smf: {topt: 3}}\n", "topt"),
     "wrong_type": ("seeds: zero\n", "seeds"),
     "unknown_arm_kind": ("arms:\n  adapter: {kind: prefix, train: {lr: 1.0}}\n", "prefix"),
-    "layer_outside_model": ("retrofit: {layers: [1, 9]}\n", "retrofit.layers [9]"),
+    "layer_outside_model": ("retrofit: {layers: [1, 9]}\n", "retrofit.layers: [9]"),
     "top_t_too_large": ("arms:\n  smf_kl: {smf: {top_t: 5000}}\n", "arms.smf_kl.smf.top_t"),
     "probe_without_dataset": ("probes:\n  medmcqa: {dataset: nope}\n", "probes.medmcqa.dataset"),
 }

@@ -1,7 +1,8 @@
 """Resumable training state: trainable tensors, optimizer, scheduler and RNG in one folder.
 
 A checkpoint belongs to exactly one run, named by a fingerprint of its parameters; a folder
-holding another run's state is discarded rather than resumed.
+holding another run's state is discarded rather than resumed. Optimizer, scheduler and RNG
+state are loaded with `weights_only=True` (tensors and plain containers only, never code).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Checkpointer:
         with torch.no_grad():
             for name, t in tensors.items():
                 params[name].copy_(t)
-        state = torch.load(self.path / "state.pt", weights_only=False)
+        # weights_only: a state.pt restored from elsewhere cannot run code when unpickled
+        state = torch.load(self.path / "state.pt", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])

@@ -122,6 +122,8 @@ def _load_path(
             f"data folder {str(path)!r} mixes file types {builders}; keep one format per folder"
         )
     options = CSV_OPTIONS if builders[0] == "csv" else {}
+    for f in files:
+        check_text_file(f)
     try:
         return datasets.load_dataset(
             builders[0],
@@ -135,6 +137,44 @@ def _load_path(
             f"could not read {str(path)!r} ({len(files)} file(s), {builders[0]} format): "
             f"{type(err).__name__}: {err}"
         ) from err
+
+
+def check_text_file(path: Path) -> None:
+    """Name the file, line and cause of what `datasets` reports only as a generation error:
+    an empty file, a byte that is not UTF-8, a truncated or invalid JSON line."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return  # binary: pyarrow's own errors name the problem
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: the file is empty ({len(raw)} bytes); expected records")
+    lines = raw.split(b"\n")
+    for lineno, line in enumerate(lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{path}:{lineno}: byte {line[err.start]:#04x} at column {err.start + 1} is not "
+                "UTF-8; re-encode the file as UTF-8"
+            ) from None
+    if suffix == ".json":
+        try:
+            json.loads(raw)
+            return  # one JSON document (a list of records): fine
+        except json.JSONDecodeError:
+            pass  # JSON lines: check each line below
+    if suffix in (".json", ".jsonl"):
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as err:
+                last = not any(rest.strip() for rest in lines[lineno:])
+                cause = "the last line is truncated or invalid JSON" if last else "invalid JSON"
+                raise DataError(
+                    f"{path}:{lineno}: {cause} ({err.msg} at column {err.colno})"
+                ) from None
 
 
 def _data_files(path: Path) -> list[Path]:
@@ -631,6 +671,11 @@ def prepare_text(
     }
     if not records:
         raise DataError(f"{name}: no records left after filtering ({stats}); check the filters")
+    if stats["rows_empty_kept"] == len(records):
+        raise DataError(
+            f"{name}: no usable records: all {len(records)} rows are blank (kept by "
+            "`keep_empty: true`); check the source and its split"
+        )
     return records, stats
 
 

@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from smf.memory import MemoryConfig, ProductKeyMemory
+from smf.provenance import read_json, read_tensors
 
 MODES = ("additive", "replacement")
 
@@ -180,9 +181,9 @@ def load_memory(model: PreTrainedModel, path: str | Path) -> PreTrainedModel:
     cfg_file = config_path(path)
     if not cfg_file.is_file():
         raise FileNotFoundError(f"memory config not found next to {path}: expected {cfg_file}")
-    config = RetrofitConfig.from_dict(json.loads(cfg_file.read_text()))
+    config = RetrofitConfig.from_dict(read_json(cfg_file, "memory config"))
     retrofit(model, config)
-    state = load_file(str(path))
+    state = read_tensors(path, "memory")
     expected = memory_state_dict(model)
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:

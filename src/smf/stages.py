@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from smf import arms, data, probes, prompts
+from smf import arms, data, lock, probes, prompts, provenance
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, load_retrofitted, retrofit, save_memory
 from smf.selection import METHODS
@@ -120,6 +120,7 @@ def texts_of(path: str | Path) -> list[str]:
 # --------------------------------------------------------------------------- base model
 
 
+@lock.holds_work_dir
 def build_base(
     base: dict,
     out_dir: str | Path,
@@ -192,6 +193,7 @@ def retrofit_config(base_dir: str | Path, cfg: dict) -> RetrofitConfig:
     )
 
 
+@lock.holds_work_dir
 def retrofit_and_recover(
     base_dir: str | Path,
     recovery_corpus: str | Path,
@@ -243,8 +245,10 @@ def background_stats(
         model, tokenizer, docs, max_length=max_length, batch_size=batch_size,
         description=description,
     )  # fmt: skip
+    settings = {"max_length": max_length, "batch_size": batch_size, "description": description}
+    stats.provenance = provenance.background_provenance(base_dir, memory_path, settings)
     stats.save(out_stats)
-    summary = stats.summary()
+    summary = {**stats.summary(), "provenance": stats.provenance}
     write_json(summary, out_summary)
     return summary
 
@@ -256,6 +260,7 @@ def task_texts(task_path: str | Path, header: str) -> list[str]:
     return [prompts.mcq_training_text(r, header=header) for r in data.read_jsonl(task_path)]
 
 
+@lock.holds_work_dir
 def finetune(
     arm: str,
     arm_cfg: dict,
@@ -286,6 +291,8 @@ def finetune(
         if smf_cfg["method"] not in METHODS:
             raise ValueError(f"arms.{arm}.smf.method must be one of {METHODS}")
         background = BackgroundStats.load(background_path) if smf_cfg["method"] != "count" else None
+        if background is not None:  # statistics of another memory would select wrong rows
+            provenance.check_background(background, background_path, memory_path)
         model, opt = arms.setup_smf(model, tcfg, smf_cfg["optimizer"])
         selection = RowSelection(
             method=smf_cfg["method"],
@@ -324,6 +331,14 @@ def finetune(
         "resumed_from_step": result.resumed_from,
         "train": result.extra["config"],
         "environment": environment(),
+        "provenance": {
+            "fingerprint": fingerprint(arm_cfg, train_cfg, seed, len(texts)),
+            "task": str(task_path),
+            "memory_sha256": provenance.file_sha256(memory_path) if memory_path else None,
+            "background": selection.background.provenance
+            if selection and selection.background
+            else None,
+        },
     }
     write_json(summary, out_summary)
     clear_checkpoint(work_dir)

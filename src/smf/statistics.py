@@ -7,16 +7,18 @@ the batch (tokens x heads x k), never to the number of slots.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from smf.provenance import read_metadata, read_tensors
 from smf.retrofit import memories
 
 
@@ -77,6 +79,7 @@ class BackgroundStats:
     doc_freq: dict[int, torch.Tensor]
     reads: dict[int, torch.Tensor]
     description: str = ""
+    provenance: dict = field(default_factory=dict)  # what they were computed from
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -86,27 +89,25 @@ class BackgroundStats:
             tensors[f"layers.{layer}.doc_freq"] = self.doc_freq[layer].cpu().contiguous()
             tensors[f"layers.{layer}.reads"] = self.reads[layer].cpu().contiguous()
         meta = {"n_docs": str(self.n_docs), "description": self.description}
+        if self.provenance:
+            meta["provenance"] = json.dumps(self.provenance, sort_keys=True)
         tmp = path.with_suffix(".tmp")
         save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: str | Path) -> BackgroundStats:
-        from safetensors import safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"background statistics not found: {path}")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+        meta = read_metadata(path, "background statistics")
         if "n_docs" not in meta:
             raise ValueError(f"{path} is not a background-statistics file (no n_docs metadata)")
-        tensors = load_file(str(path))
+        tensors = read_tensors(path, "background statistics")
         doc_freq, reads = {}, {}
         for name, t in tensors.items():
             _, layer, kind = name.split(".")
             (doc_freq if kind == "doc_freq" else reads)[int(layer)] = t
-        return cls(int(meta["n_docs"]), doc_freq, reads, meta.get("description", ""))
+        provenance = json.loads(meta.get("provenance", "{}"))
+        return cls(int(meta["n_docs"]), doc_freq, reads, meta.get("description", ""), provenance)
 
     def summary(self) -> dict:
         """Coverage numbers worth logging: share of slots ever read, top-1% read share."""

@@ -1,0 +1,214 @@
+"""Cross-key config checks, run while Snakemake builds the DAG (rules/common.smk).
+
+The JSON schema checks each key on its own; what it cannot express (a probe reading a dataset of
+the wrong kind, a local model folder that does not exist, an output folder outside the working
+directory, an overlay that empties `arms`) is checked here, before any job starts: a job that
+fails later has already had its cached outputs deleted by Snakemake. Every error's first line
+is `<key.path>: <what is wrong>`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import yaml
+
+# The dataset kind each consumer reads (data.<name>.kind).
+CONSUMER_KINDS = {
+    "task.dataset": "multiple_choice",
+    "background.dataset": "text",
+    "retrofit.recovery.dataset": "text",
+}
+PROBE_DATASET_KINDS = {"multiple_choice": "multiple_choice", "perplexity": "text", "qa": "qa"}
+DEMO_MODEL = "demo"
+# A local model may be a folder (save_pretrained) or a single GGUF file.
+MODEL_FILE_SUFFIXES = (".gguf",)
+# Config keys naming folders the DAG writes into: they must stay inside the working directory.
+OUTPUT_DIR_KEYS = (("demo", "out_dir"),)
+
+
+class ConfigError(ValueError):
+    """A config mistake; the message's first line is `<key.path>: <cause>`."""
+
+
+def _get(config: Mapping, path: str):
+    node = config
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def schema_error(config: Mapping, schema_path: str | os.PathLike) -> ConfigError:
+    """The most relevant schema violation, phrased with its key path on the first line.
+
+    snakemake.utils.validate prints the whole schema before naming the key; this re-runs the
+    same JSON Schema check to report the failing key first.
+    """
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(dict(config)))
+    if error is None:
+        return ConfigError("config: does not match config/schema.yaml")
+    path = ".".join(str(p) for p in error.absolute_path) or "config"
+    message = error.message.splitlines()[0]
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        if len(extra) == 1:
+            path = f"{path}.{extra[0]}" if error.absolute_path else extra[0]
+            message = "unknown key (not in config/schema.yaml; see docs/config.md)"
+    elif "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
+        path = f"{path}.{error.instance}" if error.absolute_path else error.instance
+        message = f"key not allowed here ({message}; see docs/config.md)"
+    return ConfigError(f"{path}: {message}")
+
+
+def check_config(
+    config: Mapping,
+    workdir: str | os.PathLike,
+    overlays: Iterable[str | os.PathLike] = (),
+    base_layers: int | None = None,
+) -> None:
+    """Raise ConfigError for the first cross-key mistake; `overlays` are the --configfile files."""
+    workdir = Path(workdir)
+    check_overlays(overlays)
+    check_dataset_refs(config)
+    check_arms(config)
+    check_base_model(config, workdir)
+    check_output_dirs(config, workdir)
+    if base_layers is not None:
+        bad = [i for i in config["retrofit"]["layers"] if i >= base_layers]
+        if bad:
+            raise ConfigError(
+                f"retrofit.layers: {bad} are outside the base model's {base_layers} layers "
+                f"(0..{base_layers - 1})"
+            )
+
+
+def check_overlays(overlays: Iterable[str | os.PathLike]) -> None:
+    """`arms: {}` in an overlay removes nothing (overlays deep-merge): say so, do not ignore it."""
+    for overlay in overlays:
+        try:
+            content = yaml.safe_load(Path(overlay).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue  # Snakemake itself reports unreadable config files
+        if isinstance(content, dict) and content.get("arms") == {}:
+            raise ConfigError(
+                f"arms: {overlay} sets `arms: {{}}`, which selects no arm: an overlay is "
+                "deep-merged into config/config.yaml, so an empty mapping removes nothing. "
+                "To run some arms only, name them as targets (e.g. `snakemake lora smf_kl`); "
+                "to replace the arm list, edit `arms` in the base config."
+            )
+
+
+def check_dataset_refs(config: Mapping) -> None:
+    """Every dataset reference names a `data` key of the kind its consumer reads."""
+    data = config["data"]
+
+    def check(key: str, name: str, kind: str, consumer: str) -> None:
+        if name not in data:
+            raise ConfigError(f"{key}: {name!r} is not a key of `data` (have {sorted(data)})")
+        have = data[name]["kind"]
+        if have != kind:
+            raise ConfigError(
+                f"{key}: dataset {name!r} has kind {have!r} (data.{name}.kind), but {consumer} "
+                f"reads a {kind} dataset"
+            )
+
+    for key, kind in CONSUMER_KINDS.items():
+        check(key, _get(config, key), kind, key.rsplit(".", 1)[0])
+    for probe, spec in config["probes"].items():
+        check(
+            f"probes.{probe}.dataset",
+            spec["dataset"],
+            PROBE_DATASET_KINDS[spec["kind"]],
+            f"a {spec['kind']} probe",
+        )
+    if config["learning_probe"] not in config["probes"]:
+        raise ConfigError(
+            f"learning_probe: {config['learning_probe']!r} is not a key of `probes` "
+            f"(have {sorted(config['probes'])})"
+        )
+
+
+def check_arms(config: Mapping) -> None:
+    if not config["arms"]:
+        raise ConfigError("arms: no arm is configured; the pipeline would train nothing")
+    slots = config["retrofit"]["memory"]["n_keys"] ** 2
+    for arm, spec in config["arms"].items():
+        need = {"smf": "smf", "lora": "lora"}.get(spec["kind"])
+        if need and need not in spec:
+            raise ConfigError(f"arms.{arm}: kind {spec['kind']} needs a `{need}:` section")
+        if spec["kind"] == "smf" and spec["smf"]["top_t"] > slots:
+            raise ConfigError(
+                f"arms.{arm}.smf.top_t: {spec['smf']['top_t']} exceeds the memory's {slots} "
+                "slots (retrofit.memory.n_keys ** 2)"
+            )
+
+
+def looks_like_local_path(model: str, workdir: Path) -> bool:
+    """A hub id is `name` or `org/name`; anything else, or `dir/name` with an existing local
+    `dir`, is meant as a local path."""
+    if model.startswith((".", "~", "/")) or Path(model).is_absolute():
+        return True
+    if model.endswith(MODEL_FILE_SUFFIXES) or "\\" in model:
+        return True
+    parts = model.split("/")
+    if len(parts) > 2:
+        return True
+    return len(parts) == 2 and (workdir / parts[0]).is_dir()
+
+
+def check_base_model(config: Mapping, workdir: Path) -> None:
+    model = config["base"]["model"]
+    if model == DEMO_MODEL:
+        if not config["demo"]["enabled"]:
+            raise ConfigError("base.model: 'demo' needs demo.enabled: true")
+        return
+    if not looks_like_local_path(model, workdir):
+        return  # a hub id: resolved (or reported) by the base_model job
+    path = (workdir / Path(model).expanduser()).resolve()
+    if path.is_dir():
+        return
+    if path.is_file() and path.suffix in MODEL_FILE_SUFFIXES:
+        return
+    found = "is a file, not a model folder or a .gguf file" if path.exists() else "does not exist"
+    raise ConfigError(
+        f"base.model: local path {model!r} {found} (resolved to {path}). Point it at a folder "
+        "written by save_pretrained (config.json, weights, tokenizer) or a .gguf file, or use a "
+        "Hugging Face hub id such as Qwen/Qwen2.5-0.5B-Instruct."
+    )
+
+
+def check_output_dirs(config: Mapping, workdir: Path) -> None:
+    """Folders the DAG writes into stay inside the working directory."""
+    root = workdir.resolve()
+    for keys in OUTPUT_DIR_KEYS:
+        node = config
+        for key in keys:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if node is None:
+            continue
+        path = (root / Path(str(node)).expanduser()).resolve()
+        if not path.is_relative_to(root):
+            raise ConfigError(
+                f"{'.'.join(keys)}: {node!r} resolves to {path}, outside the working directory "
+                f"{root}; the pipeline writes only below it. Use a relative folder such as "
+                "results/demo/raw."
+            )
+
+
+def base_model_layers(config: Mapping) -> int | None:
+    """Layer count of the base model when knowable offline (demo config, local folder or cache)."""
+    if config["base"]["model"] == DEMO_MODEL:
+        return config["base"]["demo"]["num_layers"]
+    try:
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(config["base"]["model"], local_files_only=True)
+    except (OSError, ValueError):
+        return None  # not available offline yet (or a .gguf file): the retrofit stage checks it
+    return cfg.num_hidden_layers

@@ -1,0 +1,463 @@
+"""Ordinary mistakes never cost cached work (issue 11): each case of the issue's table.
+
+Fast cases call the library directly. The `slow` cases run Snakemake on a copy of one small
+finished run (built once per session) and assert the error's first line and that no cached
+output outside the failing job was deleted or changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import copy_run, make_tiny_qwen2
+
+from smf import data, lock, stages
+from smf.arms import setup_full, setup_smf
+from smf.checkpoint import Checkpointer
+from smf.config_checks import ConfigError, check_config, schema_error
+from smf.memory import MemoryConfig
+from smf.provenance import ArtifactError, check_background
+from smf.retrofit import RetrofitConfig, load_memory, retrofit, save_memory
+from smf.statistics import BackgroundStats
+from smf.train import RowSelection, TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+TEXTS = [f"Question: what is item {i}?\nAnswer: number {i * 7 % 13}" for i in range(12)]
+
+
+# --------------------------------------------------------------------------- config (fast)
+
+
+def merged_config(overlay: dict | None = None) -> dict:
+    """config.yaml + demo.yaml (+ overlay), deep-merged and schema-defaulted like Snakemake."""
+    from snakemake.utils import update_config, validate
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    update_config(config, yaml.safe_load((REPO / "config/demo.yaml").read_text()))
+    update_config(config, overlay or {})
+    validate(config, str(REPO / "config/schema.yaml"))
+    return config
+
+
+@pytest.mark.parametrize(
+    ("overlay", "first"),
+    [
+        ({"probes": {"medmcqa": {"dataset": "wikitext"}}}, "probes.medmcqa.dataset: dataset "),
+        ({"probes": {"wikitext": {"dataset": "triviaqa"}}}, "probes.wikitext.dataset: dataset "),
+        ({"task": {"dataset": "wikitext"}}, "task.dataset: dataset 'wikitext' has kind 'text'"),
+        ({"background": {"dataset": "medmcqa"}}, "background.dataset: dataset 'medmcqa' has"),
+        ({"retrofit": {"recovery": {"dataset": "triviaqa"}}}, "retrofit.recovery.dataset: "),
+        ({"base": {"model": "./models/missing"}}, "base.model: local path './models/missing' "),
+        ({"base": {"model": "/no/such/model"}}, "base.model: local path '/no/such/model' does"),
+        ({"demo": {"out_dir": "../../escape"}}, "demo.out_dir: '../../escape' resolves to "),
+    ],
+)
+def test_cross_key_mistakes_name_the_key_first(tmp_path, overlay, first):
+    with pytest.raises(ConfigError) as err:
+        check_config(merged_config(overlay), tmp_path)
+    assert str(err.value).splitlines()[0].startswith(first), err.value
+
+
+def test_hub_ids_and_existing_local_models_pass(tmp_path):
+    (tmp_path / "models/qwen").mkdir(parents=True)
+    (tmp_path / "models/tiny.gguf").write_bytes(b"GGUF")
+    for model in ["Qwen/Qwen2.5-0.5B-Instruct", "gpt2", "models/qwen", "./models/tiny.gguf"]:
+        config = merged_config({"base": {"model": model}, "demo": {"enabled": True}})
+        check_config(config, tmp_path)
+    with pytest.raises(ConfigError, match="^base.model: local path 'models/nope' does not"):
+        check_config(merged_config({"base": {"model": "models/nope"}}), tmp_path)
+
+
+def test_empty_arms_in_an_overlay_is_an_error(tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("arms: {}\n")
+    with pytest.raises(ConfigError, match=r"^arms: .*overlay.yaml sets `arms: \{\}`"):
+        check_config(merged_config(), tmp_path, [overlay])
+    overlay.write_text("arms:\n  lora: {train: {lr: 0.1}}\n")
+    check_config(merged_config(), tmp_path, [overlay])
+
+
+def test_schema_errors_put_the_key_path_first():
+    config = merged_config()
+    config["train"]["epochz"] = 3
+    assert str(schema_error(config, REPO / "config/schema.yaml")).startswith(
+        "train.epochz: unknown key"
+    )
+    config = merged_config()
+    config["arms"]["lora"]["train"]["lr"] = "fast"
+    assert str(schema_error(config, REPO / "config/schema.yaml")).startswith(
+        "arms.lora.train.lr: 'fast' is not of type 'number'"
+    )
+
+
+# --------------------------------------------------------------------------- artifacts (fast)
+
+
+def saved_memory(tmp_path: Path, n_keys: int = 8) -> Path:
+    model = make_tiny_qwen2()
+    mem = MemoryConfig(hidden_size=64, n_keys=n_keys, heads=2, topk=4, key_dim=16)
+    retrofit(model, RetrofitConfig(layers=[1, 3], memory=mem))
+    path = tmp_path / f"memory{n_keys}.safetensors"
+    save_memory(model, path)
+    return path
+
+
+def stats_with_slots(slots: int, layers: tuple[int, ...] = (1, 3)) -> BackgroundStats:
+    def zeros() -> dict[int, torch.Tensor]:
+        return {layer: torch.zeros(slots, dtype=torch.long) for layer in layers}
+
+    return BackgroundStats(5, zeros(), zeros())
+
+
+@pytest.mark.parametrize("slots", [256, 16])  # the memory has 8**2 = 64 slots
+def test_background_statistics_of_another_memory_size_stop_the_run(tmp_path, slots):
+    memory = saved_memory(tmp_path)
+    path = tmp_path / "stats.safetensors"
+    stats_with_slots(slots).save(path)
+    with pytest.raises(ArtifactError) as err:
+        check_background(BackgroundStats.load(path), path, memory)
+    first = str(err.value).splitlines()[0]
+    assert first.startswith(f"{path}: background statistics do not match the memory {memory}")
+    assert f"expected slots per layer {{1: 64, 3: 64}}, found {{1: {slots}, 3: {slots}}}" in first
+    assert f"rm {path}" in first
+
+
+def test_background_statistics_of_another_memory_of_the_same_size_stop_the_run(tmp_path):
+    memory = saved_memory(tmp_path)
+    other = saved_memory(tmp_path / "other", n_keys=8)
+    other.write_bytes(other.read_bytes()[:-4] + b"\x01\x02\x03\x04")  # same shape, other values
+    stats = stats_with_slots(64)
+    from smf.provenance import background_provenance
+
+    stats.provenance = background_provenance(tmp_path, other, {})
+    path = tmp_path / "stats.safetensors"
+    stats.save(path)
+    with pytest.raises(ArtifactError, match="were computed from another memory"):
+        check_background(BackgroundStats.load(path), path, memory)
+    stats.provenance = background_provenance(tmp_path, memory, {})
+    stats.save(path)
+    check_background(BackgroundStats.load(path), path, memory)  # matching: no error
+
+
+def test_truncated_memory_names_the_file_and_the_rebuild_command(tmp_path):
+    memory = saved_memory(tmp_path)
+    memory.write_bytes(memory.read_bytes()[:-100])
+    with pytest.raises(ArtifactError) as err:
+        load_memory(make_tiny_qwen2(), memory)
+    first = str(err.value).splitlines()[0]
+    assert first.startswith(f"{memory}: unreadable memory (safetensors: ")
+    assert f"`rm {memory}`" in first
+
+
+# --------------------------------------------------------------------------- data (fast)
+
+
+@pytest.mark.parametrize(
+    ("content", "first"),
+    [
+        (b'{"text": "a"}\n{"text": "b"}\n{"text": "c', ":3: the last line is truncated or invalid"),
+        (b'{"text": "a"}\n{"text": bad}\n{"text": "c"}\n', ":2: invalid JSON (Expecting value"),
+        (b"", ": the file is empty (0 bytes)"),
+        (b'{"text": "a"}\n{"text": "caf\xe9"}\n', ":2: byte 0xe9 at column 14 is not UTF-8"),
+    ],
+)
+def test_bad_jsonl_names_file_line_and_cause(tmp_path, content, first):
+    path = tmp_path / "source.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(data.DataError) as err:
+        data.load_source({"path": str(path), "split": "train"})
+    assert str(err.value).splitlines()[0].startswith(f"{path}{first}"), err.value
+
+
+def test_text_source_with_only_blank_rows_fails_at_the_data_stage(tmp_path):
+    path = tmp_path / "wikitext_test.jsonl"
+    path.write_text('{"text": ""}\n{"text": " \\n"}\n')
+    spec = {"name": "wikitext", "kind": "text", "source": {"path": str(path)}, "keep_empty": True}
+    with pytest.raises(data.DataError, match="^wikitext: no usable records: all 2 rows are blank"):
+        data.prepare_dataset(spec)
+
+
+# --------------------------------------------------------------------------- training (fast)
+
+
+def holder(work_dir: Path) -> subprocess.Popen:
+    """Another process that holds the trainer lock of `work_dir` until killed."""
+    code = (
+        "import sys, time; from smf import lock\n"
+        "with lock.exclusive(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(work_dir)], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"held"
+    return proc
+
+
+def test_a_second_trainer_on_the_same_checkpoint_folder_stops(tmp_path):
+    work = tmp_path / "checkpoints/runs/smf/seed0"
+    proc = holder(work)
+    try:
+        with pytest.raises(lock.FolderLockedError) as err:
+            stages.finetune(
+                "smf", {"kind": "smf"}, {}, seed=0, base_dir=tmp_path / "missing",
+                task_path="-", header="", out_dir=tmp_path, out_log="-", out_summary="-",
+                work_dir=work, device="cpu",
+            )  # fmt: skip
+        assert str(err.value).startswith(f"{work}: another trainer (PID {proc.pid}) is using")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with lock.exclusive(work):  # the kernel released the dead holder's lock
+        pass
+
+
+def tiny_retrofitted():
+    model = make_tiny_qwen2(seed=1)
+    mem = MemoryConfig(hidden_size=64, n_keys=8, heads=2, topk=4, key_dim=16)
+    return retrofit(model, RetrofitConfig(layers=[1, 3], memory=mem))
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_at(step: int):
+    def on_step(done: int) -> None:
+        if done == step:
+            raise Killed
+
+    return on_step
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd", "adam", "masked_adamw"])
+def test_every_optimizer_resumes_with_weights_only_loading(tokenizer, tmp_path, optimizer):
+    cfg = TrainConfig(lr=1e-3, epochs=1, micro_batch_size=2, grad_accum=1, warmup_steps=1,
+                      checkpoint_every=1, seed=0)  # fmt: skip
+
+    def setup():
+        if optimizer == "adamw":
+            return (*setup_full(make_tiny_qwen2(seed=1), cfg), None)
+        model, opt = setup_smf(tiny_retrofitted(), cfg, optimizer)
+        return model, opt, RowSelection(method="count", top_t=4, background=None)
+
+    model, opt, sel = setup()
+    with pytest.raises(Killed):
+        train(model, tokenizer, TEXTS, cfg, opt, work_dir=tmp_path, fingerprint="f",
+              selection=sel, progress=False, on_step=kill_at(3))  # fmt: skip
+    model, opt, sel = setup()
+    result = train(model, tokenizer, TEXTS, cfg, opt, work_dir=tmp_path, fingerprint="f",
+                   selection=sel, progress=False)  # fmt: skip
+    assert result.resumed_from == 3
+
+
+class RunsCode:
+    """Unpickling this creates a file: what a crafted state.pt could do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_crafted_checkpoint_cannot_run_code(tmp_path):
+    model = make_tiny_qwen2()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    ckpt = Checkpointer(tmp_path, "fp")
+    ckpt.save(model, opt, sched, 1, [])
+    marker = tmp_path / "code_ran"
+    torch.save({"optimizer": RunsCode(marker)}, ckpt.path / "state.pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        ckpt.load(model, opt, sched)
+    assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- snakemake (slow)
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+JOB_ERROR_PREFIXES = ("smf.", "ConfigError", "DataError")
+
+
+def snakemake(cwd: Path, *args: str, overlay: bool = False) -> subprocess.CompletedProcess:
+    configs = ["config/demo.yaml", *(["overlay.yaml"] if overlay else [])]
+    cmd = [*SNAKEMAKE, "--cores", "1", *args, "--configfile", *configs]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture()
+def run(finished_demo, tmp_path) -> Path:
+    """A copy of the session's finished demo run (tests/conftest.py), for one case."""
+    return copy_run(finished_demo, tmp_path / "run")
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    """Hash and mtime of every cached output (results/, logs/), by relative path."""
+    out = {}
+    for top in ("results", "logs"):
+        for path in sorted((root / top).rglob("*")):
+            if path.is_file():
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                out[str(path.relative_to(root))] = (digest, path.stat().st_mtime_ns)
+    return out
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    """The first line of the error: after Snakemake's 'XError in file …:' header, or the
+    exception line a failed job's log shows (show-failed-logs)."""
+    lines = (proc.stdout + proc.stderr).splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("ConfigError in file"):
+            return lines[i + 1]
+    for line in lines:
+        if line.startswith(JOB_ERROR_PREFIXES) and "Error: " in line:
+            return line.split("Error: ", 1)[1]
+    raise AssertionError("no error found:\n" + "\n".join(lines[-60:]))
+
+
+CONFIG_CASES = {
+    "probe_wrong_kind": ("probes:\n  triviaqa: {dataset: wikitext}\n",
+                         "probes.triviaqa.dataset: dataset 'wikitext' has kind 'text'"),
+    "task_wrong_kind": ("task: {dataset: triviaqa}\n",
+                        "task.dataset: dataset 'triviaqa' has kind 'qa'"),
+    "background_wrong_kind": ("background: {dataset: medmcqa}\n",
+                              "background.dataset: dataset 'medmcqa' has kind"),
+    "missing_local_model": ("base: {model: ./models/qwen-local}\n",
+                            "base.model: local path './models/qwen-local' does not exist"),
+    "out_dir_escapes": ("demo: {out_dir: ../../escape}\n",
+                        "demo.out_dir: '../../escape' resolves to "),
+    "empty_arms": ("arms: {}\n", "arms: "),
+    "typo_already_caught": ("train: {epochz: 2}\n", "train.epochz: unknown key"),
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+def test_config_mistakes_stop_before_any_job_and_keep_the_cache(run, case):
+    overlay, first = CONFIG_CASES[case]
+    (run / "overlay.yaml").write_text(overlay)
+    before = snapshot(run)
+    proc = snakemake(run, "all", overlay=True)
+    assert proc.returncode != 0
+    assert error_line(proc).startswith(first), error_line(proc)
+    if case == "empty_arms":
+        assert "overlay.yaml sets `arms: {}`, which selects no arm" in error_line(proc)
+    assert changed(before, snapshot(run)) == set()
+    assert not (run.parent.parent / "escape").exists()
+
+
+def job_failure(run: Path, *args: str) -> tuple[str, set[str]]:
+    before = snapshot(run)
+    proc = snakemake(run, "all", *args)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    return error_line(proc), changed(before, snapshot(run))
+
+
+def only_job_outputs(diff: set[str], *prefixes: str) -> None:
+    outside = {p for p in diff if not p.startswith(prefixes)}
+    assert outside == set(), outside
+
+
+@pytest.mark.slow
+def test_statistics_of_a_larger_memory_stop_the_smf_run(run):
+    stats = run / "results/background/stats.safetensors"
+    stats_with_slots(4096).save(stats)  # statistics of a 64**2-slot memory; the demo's has 32**2
+    before = snapshot(run)
+    line, diff = job_failure(run)
+    assert line.startswith(
+        "results/background/stats.safetensors: background statistics do not match the memory "
+        "results/models/retrofit/memory.safetensors: expected slots per layer {1: 1024, 3: 1024}, "
+        "found {1: 4096, 3: 4096}"
+    ), line
+    assert "snakemake" in line and "rm results/background/stats.safetensors" in line
+    only_job_outputs(
+        diff, "results/runs/smf_", "logs/finetune/smf_", "results/benchmarks/finetune/"
+    )
+    assert (
+        before["results/background/stats.safetensors"]
+        == snapshot(run)["results/background/stats.safetensors"]
+    )
+
+
+@pytest.mark.slow
+def test_truncated_memory_names_the_file_and_how_to_rebuild(run):
+    memory = run / "results/models/retrofit/memory.safetensors"
+    stat = memory.stat()
+    memory.write_bytes(memory.read_bytes()[:-64])  # a copy cut short, with its old mtime
+    os.utime(memory, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    shutil.rmtree(run / "results/eval/retrofit")  # so that a job reads the memory
+    line, diff = job_failure(run)
+    assert line.startswith(
+        "results/models/retrofit/memory.safetensors: unreadable memory (safetensors: "
+    ), line
+    assert "`rm results/models/retrofit/memory.safetensors`" in line
+    only_job_outputs(diff, "results/eval/retrofit/", "logs/eval/retrofit", "results/benchmarks/")
+
+
+@pytest.mark.slow
+def test_truncated_source_line_names_file_and_line(run):
+    source = run / "results/demo/raw/triviaqa_validation.jsonl"
+    lines = source.read_bytes().splitlines(keepends=True)
+    source.write_bytes(b"".join(lines[:-1]) + lines[-1][:20])
+    line, diff = job_failure(run)
+    assert line.startswith(
+        f"results/demo/raw/triviaqa_validation.jsonl:{len(lines)}: the last line is truncated"
+    ), line
+    only_job_outputs(diff, "results/demo/raw/triviaqa", "results/data/triviaqa", "logs/data/")
+
+
+@pytest.mark.slow
+def test_wikitext_with_only_blank_rows_fails_at_the_data_stage(run):
+    (run / "results/demo/raw/wikitext_test.jsonl").write_text('{"text": ""}\n' * 5)
+    line, diff = job_failure(run)
+    assert line.startswith("wikitext: no usable records: all 5 rows are blank"), line
+    only_job_outputs(diff, "results/demo/raw/wikitext", "results/data/wikitext", "logs/data/")
+    assert json.loads((run / "results/eval/base/wikitext.json").read_text())["n"] > 0
+
+
+@pytest.mark.slow
+def test_rerun_after_a_killed_snakemake_does_not_start_a_second_trainer(run):
+    """Kill Snakemake (not its job) mid-training; the immediate rerun's trainer stops."""
+    target = ["results/runs/smf_kl/seed0/summary.json", "--cores", "1"]
+    work = run / "results/checkpoints/runs/smf_kl/seed0"
+    first = subprocess.Popen(
+        [*SNAKEMAKE, *target, "--forcerun", "finetune_smf", "--allowed-rules", "finetune_smf",
+         "--configfile", "config/demo.yaml"],
+        cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 600
+        while not (work / "checkpoint/meta.json").exists():
+            assert first.poll() is None, "finetune ended before its first checkpoint"
+            assert time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.2)
+        first.send_signal(signal.SIGKILL)  # Snakemake dies; its training job runs on
+        first.wait()
+        orphan = int((work / lock.LOCK_NAME).read_text())
+        os.kill(orphan, 0)  # still alive
+        assert snakemake(run, "--unlock").returncode == 0
+        proc = snakemake(run, *target)
+        assert proc.returncode != 0
+        line = error_line(proc)
+        assert line.startswith(
+            f"results/checkpoints/runs/smf_kl/seed0: another trainer (PID {orphan}) is using "
+            "this checkpoint folder"
+        ), line
+        os.kill(orphan, 0)  # the orphan was left alone
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)  # the orphan is in the first run's session
