@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -35,25 +33,6 @@ def copy_workflow(dst: Path) -> Path:
         else:
             shutil.copy(src, dst / name)
     return dst
-
-
-def copy_run(src: Path, dst: Path) -> Path:
-    """A copy of a finished run that Snakemake sees as finished too (copytree keeps mtimes)."""
-    shutil.copytree(src, dst, symlinks=True)
-    return dst
-
-
-@pytest.fixture(scope="session")
-def finished_demo(tmp_path_factory) -> Path:
-    """The demo DAG run once per session; tests work on copies (`copy_run`), never on it."""
-    root = copy_workflow(tmp_path_factory.mktemp("finished_demo"))
-    cmd = [sys.executable, "-m", "snakemake", "all", "--cores", "2", "--configfile"]
-    proc = subprocess.run(
-        [*cmd, "config/demo.yaml"], cwd=root, capture_output=True, text=True, timeout=1800
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"demo run failed:\n{proc.stdout}\n{proc.stderr}")
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import copy_run, copy_workflow
+from conftest import copy_workflow
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
@@ -44,8 +44,10 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def demo(finished_demo, tmp_path_factory) -> Path:
-    return copy_run(finished_demo, tmp_path_factory.mktemp("demo") / "run")
+def demo(tmp_path_factory) -> Path:
+    root = copy_workflow(tmp_path_factory.mktemp("demo"))
+    snakemake(root, "all", "--cores", "2", *DEMO)
+    return root
 
 
 def test_demo_fills_every_row_of_the_table(demo):

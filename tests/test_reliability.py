@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import copy_run, make_tiny_qwen2
+from conftest import copy_workflow, make_tiny_qwen2
 
 from smf import data, lock, stages
 from smf.arms import setup_full, setup_smf
@@ -290,15 +290,58 @@ JOB_ERROR_PREFIXES = ("smf.", "ConfigError", "DataError")
 
 
 def snakemake(cwd: Path, *args: str, overlay: bool = False) -> subprocess.CompletedProcess:
-    configs = ["config/demo.yaml", *(["overlay.yaml"] if overlay else [])]
-    cmd = [*SNAKEMAKE, "--cores", "1", *args, "--configfile", *configs]
+    """config/config.yaml of the copy is the tiny profile; `overlay` adds overlay.yaml."""
+    configs = ["--configfile", "overlay.yaml"] if overlay else []
+    cmd = [*SNAKEMAKE, "--cores", "1", *args, *configs]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
+def tiny_config() -> dict:
+    """The demo profile shrunk to one SMF arm, one seed and a few records (one Snakemake run)."""
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    update_config(config, yaml.safe_load((REPO / "config/demo.yaml").read_text()))
+    update_config(
+        config,
+        {
+            "seeds": [0],
+            "base": {"demo": {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2,
+                              "num_heads": 2, "num_kv_heads": 1,
+                              "pretrain": {"epochs": 1, "max_length": 64}}},
+            "retrofit": {"layers": [1], "memory": {"n_keys": 8, "heads": 1, "topk": 4,
+                                                   "key_dim": 16},
+                         "recovery": {"train": {"epochs": 1, "max_length": 64}}},
+            "background": {"max_length": 64},
+            "train": {"epochs": 1, "max_length": 64},
+            "probes": {"wikitext": {"limit": 4, "max_length": 64, "stride": 32},
+                       "triviaqa": {"max_new_tokens": 4}},
+        },
+    )  # fmt: skip
+    for name, limit in [("medmcqa_train", 32), ("medmcqa", 8), ("triviaqa", 8),
+                        ("background", 16), ("recovery", 16)]:  # fmt: skip
+        config["data"][name]["limit"] = limit
+    smf = {**config["arms"]["smf_tfidf"]["smf"], "top_t": 8}
+    config["arms"] = {"smf_tfidf": {**config["arms"]["smf_tfidf"], "smf": smf}}
+    return config
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """One small finished run, built once: the demo DAG on a tiny model and a few records."""
+    root = copy_workflow(tmp_path_factory.mktemp("finished"))
+    (root / "config/config.yaml").write_text(yaml.safe_dump(tiny_config(), sort_keys=False))
+    proc = subprocess.run(
+        [*SNAKEMAKE, "all", "--cores", "2"], cwd=root, capture_output=True, text=True, timeout=1800
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
 @pytest.fixture()
-def run(finished_demo, tmp_path) -> Path:
-    """A copy of the session's finished demo run (tests/conftest.py), for one case."""
-    return copy_run(finished_demo, tmp_path / "run")
+def run(finished, tmp_path) -> Path:
+    """A copy of the finished run for one case (copytree keeps mtimes: Snakemake sees it done)."""
+    return shutil.copytree(finished, tmp_path / "run", symlinks=True)
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:
@@ -360,9 +403,9 @@ def test_config_mistakes_stop_before_any_job_and_keep_the_cache(run, case):
     assert not (run.parent.parent / "escape").exists()
 
 
-def job_failure(run: Path, *args: str) -> tuple[str, set[str]]:
+def job_failure(run: Path, target: str = "all") -> tuple[str, set[str]]:
     before = snapshot(run)
-    proc = snakemake(run, "all", *args)
+    proc = snakemake(run, target)
     assert proc.returncode != 0, proc.stdout[-2000:]
     return error_line(proc), changed(before, snapshot(run))
 
@@ -375,21 +418,20 @@ def only_job_outputs(diff: set[str], *prefixes: str) -> None:
 @pytest.mark.slow
 def test_statistics_of_a_larger_memory_stop_the_smf_run(run):
     stats = run / "results/background/stats.safetensors"
-    stats_with_slots(4096).save(stats)  # statistics of a 64**2-slot memory; the demo's has 32**2
-    before = snapshot(run)
+    stats_with_slots(256, layers=(1,)).save(stats)  # of a 16**2-slot memory; this one has 8**2
     line, diff = job_failure(run)
     assert line.startswith(
         "results/background/stats.safetensors: background statistics do not match the memory "
-        "results/models/retrofit/memory.safetensors: expected slots per layer {1: 1024, 3: 1024}, "
-        "found {1: 4096, 3: 4096}"
+        "results/models/retrofit/memory.safetensors: expected slots per layer {1: 64}, "
+        "found {1: 256}"
     ), line
     assert "snakemake" in line and "rm results/background/stats.safetensors" in line
     only_job_outputs(
-        diff, "results/runs/smf_", "logs/finetune/smf_", "results/benchmarks/finetune/"
-    )
-    assert (
-        before["results/background/stats.safetensors"]
-        == snapshot(run)["results/background/stats.safetensors"]
+        diff,
+        "results/runs/smf_tfidf/seed0/",
+        "results/checkpoints/runs/smf_tfidf/seed0/",  # the trainer's lock file
+        "logs/finetune/smf_tfidf/seed0",
+        "results/benchmarks/finetune/smf_tfidf/seed0",
     )
 
 
@@ -400,12 +442,14 @@ def test_truncated_memory_names_the_file_and_how_to_rebuild(run):
     memory.write_bytes(memory.read_bytes()[:-64])  # a copy cut short, with its old mtime
     os.utime(memory, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     shutil.rmtree(run / "results/eval/retrofit")  # so that a job reads the memory
-    line, diff = job_failure(run)
+    line, diff = job_failure(run, "results/eval/retrofit/medmcqa.json")
     assert line.startswith(
         "results/models/retrofit/memory.safetensors: unreadable memory (safetensors: "
     ), line
     assert "`rm results/models/retrofit/memory.safetensors`" in line
-    only_job_outputs(diff, "results/eval/retrofit/", "logs/eval/retrofit", "results/benchmarks/")
+    only_job_outputs(
+        diff, "results/eval/retrofit/", "logs/eval/retrofit", "results/benchmarks/eval/retrofit"
+    )
 
 
 @pytest.mark.slow
@@ -417,7 +461,7 @@ def test_truncated_source_line_names_file_and_line(run):
     assert line.startswith(
         f"results/demo/raw/triviaqa_validation.jsonl:{len(lines)}: the last line is truncated"
     ), line
-    only_job_outputs(diff, "results/demo/raw/triviaqa", "results/data/triviaqa", "logs/data/")
+    only_job_outputs(diff, "results/data/triviaqa", "logs/data/triviaqa")
 
 
 @pytest.mark.slow
@@ -425,18 +469,18 @@ def test_wikitext_with_only_blank_rows_fails_at_the_data_stage(run):
     (run / "results/demo/raw/wikitext_test.jsonl").write_text('{"text": ""}\n' * 5)
     line, diff = job_failure(run)
     assert line.startswith("wikitext: no usable records: all 5 rows are blank"), line
-    only_job_outputs(diff, "results/demo/raw/wikitext", "results/data/wikitext", "logs/data/")
+    only_job_outputs(diff, "results/data/wikitext", "logs/data/wikitext")
     assert json.loads((run / "results/eval/base/wikitext.json").read_text())["n"] > 0
 
 
 @pytest.mark.slow
 def test_rerun_after_a_killed_snakemake_does_not_start_a_second_trainer(run):
     """Kill Snakemake (not its job) mid-training; the immediate rerun's trainer stops."""
-    target = ["results/runs/smf_kl/seed0/summary.json", "--cores", "1"]
-    work = run / "results/checkpoints/runs/smf_kl/seed0"
+    (run / "overlay.yaml").write_text("train: {epochs: 400, checkpoint_every: 5}\n")
+    target = ["results/runs/smf_tfidf/seed0/summary.json", "--cores", "1"]
+    work = run / "results/checkpoints/runs/smf_tfidf/seed0"
     first = subprocess.Popen(
-        [*SNAKEMAKE, *target, "--forcerun", "finetune_smf", "--allowed-rules", "finetune_smf",
-         "--configfile", "config/demo.yaml"],
+        [*SNAKEMAKE, *target, "--allowed-rules", "finetune_smf", "--configfile", "overlay.yaml"],
         cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
@@ -450,11 +494,11 @@ def test_rerun_after_a_killed_snakemake_does_not_start_a_second_trainer(run):
         orphan = int((work / lock.LOCK_NAME).read_text())
         os.kill(orphan, 0)  # still alive
         assert snakemake(run, "--unlock").returncode == 0
-        proc = snakemake(run, *target)
+        proc = snakemake(run, *target, "--allowed-rules", "finetune_smf", overlay=True)
         assert proc.returncode != 0
         line = error_line(proc)
         assert line.startswith(
-            f"results/checkpoints/runs/smf_kl/seed0: another trainer (PID {orphan}) is using "
+            f"results/checkpoints/runs/smf_tfidf/seed0: another trainer (PID {orphan}) is using "
             "this checkpoint folder"
         ), line
         os.kill(orphan, 0)  # the orphan was left alone

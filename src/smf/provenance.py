@@ -93,15 +93,22 @@ def memory_shape(memory_path: str | Path) -> dict[int, int]:
         ) from err
 
 
+def base_identity(base_dir: str | Path) -> dict:
+    """The base model an artifact was computed from: its folder and its config's hash."""
+    base_config = Path(base_dir) / "config.json"
+    return {
+        "base": str(base_dir),
+        "base_config_sha256": file_sha256(base_config) if base_config.is_file() else None,
+    }
+
+
 def background_provenance(base_dir: str | Path, memory_path: str | Path, settings: dict) -> dict:
     """What background statistics are computed from: memory (shape, hash), base, settings."""
-    base_config = Path(base_dir) / "config.json"
     return {
         "memory_path": str(memory_path),
         "memory_sha256": file_sha256(memory_path),
         "slots": {str(k): v for k, v in memory_shape(memory_path).items()},
-        "base": str(base_dir),
-        "base_config_sha256": file_sha256(base_config) if base_config.is_file() else None,
+        **base_identity(base_dir),
         "settings": settings,
         "fingerprint": hashlib.sha256(
             json.dumps([str(memory_path), settings], sort_keys=True).encode()

@@ -210,6 +210,7 @@ def retrofit_and_recover(
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     rcfg = retrofit_config(base_dir, cfg)
+    rcfg.extra.update(provenance.base_identity(base_dir))  # memory.json records its base
     retrofit(model, rcfg, seed=cfg["seed"])
     model.to(dev)
     tcfg = TrainConfig(seed=cfg["seed"], **train_cfg)
