@@ -5,10 +5,12 @@ paraphrases, and forgetting on what it knew before. The demo version invents ent
 cannot occur anywhere else in the demo (they start with letters no other demo word starts with),
 so the base model cannot know them and every correct answer after training is learned.
 
-Each fact is taught by several paraphrases: declarative sentences and question/answer pairs in
-some question forms. It is tested with a question form held out of training, so a correct answer
-needs the fact, not a memorised string. Paper 1 had an LLM write paraphrases; the demo uses
-templates, which are deterministic and need no model.
+Each fact is taught by several paraphrases: declarative sentences and question/answer pairs.
+Every relation has a few question forms; for each fact one of them, drawn at random, is held out
+of its training and asks the evaluation question. The model has seen that form, but only about
+other people, so a correct answer needs the fact, not a memorised string. (A form never seen
+in training at all proved out of reach of the demo's 4-layer model.) Paper 1 had an LLM write
+paraphrases; the demo uses templates, which are deterministic and need no model.
 
 Output, in schemas the pipeline already reads:
 - `facts_train.jsonl`: {"text": ...} rows (a `text` dataset), one row per paraphrase, grouped by
@@ -33,7 +35,7 @@ NEW_ONSETS = ("j", "w", "h", "c", "y")
 NEW_VOWELS = "aeiou"
 NEW_CONSONANTS = "bdfgklmnprstv"
 
-# relation -> declarative paraphrases, trained question forms, the held-out question form.
+# relation -> declarative paraphrases and question forms (one form per fact is held out).
 RELATIONS = {
     "home": {
         "says": (
@@ -42,8 +44,11 @@ RELATIONS = {
             "{s} has made a home in {o}.",
             "In {o} you will find {s}.",
         ),
-        "asks": ("Where does {s} live?", "What is the home of {s}?"),
-        "held_out": "In which place has {s} made a home?",
+        "asks": (
+            "Where does {s} live?",
+            "What is the home of {s}?",
+            "In which place has {s} made a home?",
+        ),
     },
     "craft": {
         "says": (
@@ -52,8 +57,11 @@ RELATIONS = {
             "{s} earns a living as a {o}.",
             "Everyone knows {s} as a {o}.",
         ),
-        "asks": ("What does {s} work as?", "What is the trade of {s}?"),
-        "held_out": "How does {s} earn a living?",
+        "asks": (
+            "What does {s} work as?",
+            "What is the trade of {s}?",
+            "How does {s} earn a living?",
+        ),
     },
     "pet": {
         "says": (
@@ -62,8 +70,11 @@ RELATIONS = {
             "{o} is the name of the pet that {s} keeps.",
             "{s} walks a pet called {o} every day.",
         ),
-        "asks": ("What is the name of the pet of {s}?", "What is the pet of {s} called?"),
-        "held_out": "What pet does {s} keep?",
+        "asks": (
+            "What is the name of the pet of {s}?",
+            "What is the pet of {s} called?",
+            "What pet does {s} keep?",
+        ),
     },
 }
 CRAFTS = ("baker", "tailor", "smith", "potter", "carpenter", "fisher", "miller", "glazier")
@@ -73,15 +84,15 @@ CRAFTS = ("baker", "tailor", "smith", "potter", "carpenter", "fisher", "miller",
 class FactSizes:
     """How many new entities (each gets one fact per relation) and paraphrase counts."""
 
-    entities: int = 80
+    entities: int = 40
     says_per_fact: int = 4  # declarative paraphrases taught per fact (<= templates)
-    asks_per_fact: int = 2  # trained question forms per fact (<= templates)
+    asks_per_fact: int = 2  # trained question forms per fact (< templates: one is held out)
 
     def __post_init__(self) -> None:
         if self.entities < 1:
             raise ValueError(f"FactSizes.entities must be >= 1, got {self.entities}")
-        for name, key in (("says_per_fact", "says"), ("asks_per_fact", "asks")):
-            most = min(len(spec[key]) for spec in RELATIONS.values())
+        for name, key, held in (("says_per_fact", "says", 0), ("asks_per_fact", "asks", 1)):
+            most = min(len(spec[key]) for spec in RELATIONS.values()) - held
             if not 0 <= getattr(self, name) <= most:
                 raise ValueError(f"FactSizes.{name} must be in 0..{most}")
         if self.says_per_fact + self.asks_per_fact == 0:
@@ -126,19 +137,23 @@ def build_facts(rng: random.Random, sizes: FactSizes) -> list[Fact]:
     return [Fact(f.subject, f.relation, f.obj, (f.obj,)) for f in facts]
 
 
-def training_texts(rng: random.Random, fact: Fact, sizes: FactSizes) -> list[str]:
-    """The paraphrases that teach one fact: sentences, then trained question/answer pairs."""
+def qa_text(question: str, answer: str) -> str:
+    """A question/answer pair in the QA probe's prompt format (paper 3's TriviaQA prompt)."""
+    return f"Question: {question}\nAnswer: {answer}"
+
+
+def paraphrases(rng: random.Random, fact: Fact, sizes: FactSizes) -> tuple[list[str], str]:
+    """(training texts that teach `fact`, the held-out question that tests it)."""
     spec = RELATIONS[fact.relation]
     says = rng.sample(spec["says"], sizes.says_per_fact)
-    asks = rng.sample(spec["asks"], sizes.asks_per_fact)
+    held_out, *asks = rng.sample(spec["asks"], sizes.asks_per_fact + 1)
     texts = [t.format(s=fact.subject, o=fact.obj) for t in says]
-    texts += [f"Question: {q.format(s=fact.subject)}\nAnswer: {fact.obj}" for q in asks]
-    return texts
+    texts += [qa_text(q.format(s=fact.subject), fact.obj) for q in asks]
+    return texts, held_out.format(s=fact.subject)
 
 
-def eval_record(fact: Fact, index: int) -> dict:
+def eval_record(fact: Fact, question: str, index: int) -> dict:
     """The held-out question about `fact` as a TriviaQA rc.nocontext record."""
-    question = RELATIONS[fact.relation]["held_out"].format(s=fact.subject)
     return {
         "question": question,
         "question_id": f"fact_{index}",
@@ -171,11 +186,11 @@ def write_fact_task(
     sizes = sizes or FactSizes()
     rng = random.Random(seed)
     facts = build_facts(rng, sizes)
-    train = [
-        {"text": text, "fact": i} for i, fact in enumerate(facts)
-        for text in training_texts(rng, fact, sizes)
-    ]  # fmt: skip
-    evaluation = [eval_record(fact, i) for i, fact in enumerate(facts)]
+    train, evaluation = [], []
+    for i, fact in enumerate(facts):
+        texts, question = paraphrases(rng, fact, sizes)
+        train += [{"text": text, "fact": i} for text in texts]
+        evaluation.append(eval_record(fact, question, i))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / file for name, file in FACT_FILES.items()}
