@@ -1,0 +1,199 @@
+"""Paper 1's fact-learning task on the demo world: new facts about entities nobody has seen.
+
+Paper 1 measures learning as answering questions about facts the model was taught in a batch of
+paraphrases, and forgetting on what it knew before. The demo version invents entities whose names
+cannot occur anywhere else in the demo (they start with letters no other demo word starts with),
+so the base model cannot know them and every correct answer after training is learned.
+
+Each fact is taught by several paraphrases: declarative sentences and question/answer pairs.
+Every relation has a few question forms; for each fact one of them, drawn at random, is held out
+of its training and asks the evaluation question. The model has seen that form, but only about
+other people, so a correct answer needs the fact, not a memorised string. (A form never seen
+in training at all proved out of reach of the demo's 4-layer model.) Paper 1 had an LLM write
+paraphrases; the demo uses templates, which are deterministic and need no model.
+
+Output, in schemas the pipeline already reads:
+- `facts_train.jsonl`: {"text": ...} rows (a `text` dataset), one row per paraphrase, grouped by
+  fact so a batch can hold the paraphrases of one fact;
+- `facts_eval.jsonl`: TriviaQA rc.nocontext records (a `qa` dataset), one held-out question per
+  fact, scored by the existing QA probe.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from smf.demo import MAX_TRIES, Fact, _write_jsonl_atomic, normalize_trivia_answer
+
+FACT_FILES = {"facts_train": "facts_train.jsonl", "facts_eval": "facts_eval.jsonl"}
+FACT_SOURCE = "demo_facts"
+
+# First letters that no general ("bdfgklmnprstv") or xenobotany ("x", "z", "q") word starts with.
+NEW_ONSETS = ("j", "w", "h", "c", "y")
+NEW_VOWELS = "aeiou"
+NEW_CONSONANTS = "bdfgklmnprstv"
+
+# relation -> declarative paraphrases and question forms (one form per fact is held out).
+RELATIONS = {
+    "home": {
+        "says": (
+            "{s} lives in {o}.",
+            "The home of {s} is {o}.",
+            "{s} has made a home in {o}.",
+            "In {o} you will find {s}.",
+        ),
+        "asks": (
+            "Where does {s} live?",
+            "What is the home of {s}?",
+            "In which place has {s} made a home?",
+        ),
+    },
+    "craft": {
+        "says": (
+            "{s} works as a {o}.",
+            "By trade, {s} is a {o}.",
+            "{s} earns a living as a {o}.",
+            "Everyone knows {s} as a {o}.",
+        ),
+        "asks": (
+            "What does {s} work as?",
+            "What is the trade of {s}?",
+            "How does {s} earn a living?",
+        ),
+    },
+    "pet": {
+        "says": (
+            "{s} keeps a pet named {o}.",
+            "The pet of {s} is called {o}.",
+            "{o} is the name of the pet that {s} keeps.",
+            "{s} walks a pet called {o} every day.",
+        ),
+        "asks": (
+            "What is the name of the pet of {s}?",
+            "What is the pet of {s} called?",
+            "What pet does {s} keep?",
+        ),
+    },
+}
+CRAFTS = ("baker", "tailor", "smith", "potter", "carpenter", "fisher", "miller", "glazier")
+
+
+@dataclass
+class FactSizes:
+    """How many new entities (each gets one fact per relation) and paraphrase counts."""
+
+    entities: int = 40
+    says_per_fact: int = 4  # declarative paraphrases taught per fact (<= templates)
+    asks_per_fact: int = 2  # trained question forms per fact (< templates: one is held out)
+
+    def __post_init__(self) -> None:
+        if self.entities < 1:
+            raise ValueError(f"FactSizes.entities must be >= 1, got {self.entities}")
+        for name, key, held in (("says_per_fact", "says", 0), ("asks_per_fact", "asks", 1)):
+            most = min(len(spec[key]) for spec in RELATIONS.values()) - held
+            if not 0 <= getattr(self, name) <= most:
+                raise ValueError(f"FactSizes.{name} must be in 0..{most}")
+        if self.says_per_fact + self.asks_per_fact == 0:
+            raise ValueError("FactSizes: each fact needs at least one training paraphrase")
+
+    @property
+    def n_facts(self) -> int:
+        return self.entities * len(RELATIONS)
+
+
+class _NewNamer:
+    """Fresh invented words that start with NEW_ONSETS, hence occur nowhere else in the demo."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.used: set[str] = set()
+
+    def word(self) -> str:
+        rng = self.rng
+        for _ in range(MAX_TRIES):
+            body = "".join(
+                rng.choice(NEW_CONSONANTS) + rng.choice(NEW_VOWELS)
+                for _ in range(rng.randint(1, 2))
+            )
+            word = (rng.choice(NEW_ONSETS) + rng.choice(NEW_VOWELS) + body).capitalize()
+            if word not in self.used:
+                self.used.add(word)
+                return word
+        raise RuntimeError(f"could not draw a fresh name in {MAX_TRIES} tries")
+
+
+def build_facts(rng: random.Random, sizes: FactSizes) -> list[Fact]:
+    namer = _NewNamer(rng)
+    facts = []
+    for _ in range(sizes.entities):
+        person = f"{namer.word()} {namer.word()}"
+        facts += [
+            Fact(person, "home", namer.word(), ()),
+            Fact(person, "craft", rng.choice(CRAFTS), ()),
+            Fact(person, "pet", namer.word(), ()),
+        ]
+    return [Fact(f.subject, f.relation, f.obj, (f.obj,)) for f in facts]
+
+
+def qa_text(question: str, answer: str) -> str:
+    """A question/answer pair in the QA probe's prompt format (paper 3's TriviaQA prompt)."""
+    return f"Question: {question}\nAnswer: {answer}"
+
+
+def paraphrases(rng: random.Random, fact: Fact, sizes: FactSizes) -> tuple[list[str], str]:
+    """(training texts that teach `fact`, the held-out question that tests it)."""
+    spec = RELATIONS[fact.relation]
+    says = rng.sample(spec["says"], sizes.says_per_fact)
+    held_out, *asks = rng.sample(spec["asks"], sizes.asks_per_fact + 1)
+    texts = [t.format(s=fact.subject, o=fact.obj) for t in says]
+    texts += [qa_text(q.format(s=fact.subject), fact.obj) for q in asks]
+    return texts, held_out.format(s=fact.subject)
+
+
+def eval_record(fact: Fact, question: str, index: int) -> dict:
+    """The held-out question about `fact` as a TriviaQA rc.nocontext record."""
+    return {
+        "question": question,
+        "question_id": f"fact_{index}",
+        "question_source": FACT_SOURCE,
+        "entity_pages": {"doc_source": [], "filename": [], "title": [], "wiki_context": []},
+        "search_results": {
+            "description": [],
+            "filename": [],
+            "rank": [],
+            "title": [],
+            "url": [],
+            "search_context": [],
+        },
+        "answer": {
+            "aliases": list(fact.aliases),
+            "normalized_aliases": [normalize_trivia_answer(a) for a in fact.aliases],
+            "matched_wiki_entity_name": "",
+            "normalized_matched_wiki_entity_name": "",
+            "normalized_value": normalize_trivia_answer(fact.obj),
+            "type": "FreeForm",
+            "value": fact.obj,
+        },
+    }
+
+
+def write_fact_task(
+    out_dir: str | Path, seed: int = 0, sizes: FactSizes | None = None
+) -> dict[str, Path]:
+    """Write facts_train.jsonl and facts_eval.jsonl into `out_dir`; returns name -> path."""
+    sizes = sizes or FactSizes()
+    rng = random.Random(seed)
+    facts = build_facts(rng, sizes)
+    train, evaluation = [], []
+    for i, fact in enumerate(facts):
+        texts, question = paraphrases(rng, fact, sizes)
+        train += [{"text": text, "fact": i} for text in texts]
+        evaluation.append(eval_record(fact, question, i))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / file for name, file in FACT_FILES.items()}
+    _write_jsonl_atomic(paths["facts_train"], train)
+    _write_jsonl_atomic(paths["facts_eval"], evaluation)
+    return paths

@@ -1,0 +1,80 @@
+"""The demo's fact-learning task (paper 1's experiment on the demo world)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+
+from smf.data import prepare_dataset
+from smf.demo import write_demo_world
+from smf.demo_facts import RELATIONS, FactSizes, build_facts, write_fact_task
+from smf.prompts import qa_correct_paper3
+
+
+def _pattern(form: str) -> str:
+    return re.escape(form).replace(re.escape("{s}"), r"\w+ \w+")
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    return write_fact_task(tmp_path_factory.mktemp("facts"), seed=0, sizes=FactSizes(entities=20))
+
+
+def test_one_held_out_question_per_fact_and_paraphrases_grouped(task):
+    train, evaluation = _read(task["facts_train"]), _read(task["facts_eval"])
+    assert len(evaluation) == 20 * 3
+    assert len(train) == 20 * 3 * (4 + 2)
+    facts = [r["fact"] for r in train]
+    assert facts == sorted(facts)  # paraphrases of one fact are contiguous
+    trained = "\n".join(r["text"] for r in train)
+    for rec in evaluation:
+        assert rec["question"] not in trained  # this fact is never asked in training...
+        forms = [f for spec in RELATIONS.values() for f in spec["asks"]]
+        (form,) = [f for f in forms if re.fullmatch(_pattern(f), rec["question"])]
+        asked = re.findall(r"^Question: (.*)$", trained, flags=re.M)
+        others = [q for q in asked if re.fullmatch(_pattern(form), q)]
+        assert others  # ...but its question form is, about other people
+        assert rec["answer"]["value"] in trained  # ... the fact itself is taught
+        assert qa_correct_paper3(f" {rec['answer']['value']}.", rec["answer"]["aliases"])
+
+
+def test_new_entities_never_occur_in_the_demo_world(task, tmp_path):
+    world = write_demo_world(tmp_path / "world", seed=0)
+    world_text = " ".join(p.read_text() for p in world.values())
+    world_words = set(re.findall(r"[A-Za-z]+", world_text))
+    facts = build_facts(random.Random(0), FactSizes(entities=20))
+    names = {w for f in facts if f.relation != "craft" for w in f"{f.subject} {f.obj}".split()}
+    assert len(names) == 20 * 4 and not names & world_words
+
+
+def test_same_seed_same_bytes_other_seed_other_facts(task, tmp_path):
+    again = write_fact_task(tmp_path / "a", seed=0, sizes=FactSizes(entities=20))
+    other = write_fact_task(tmp_path / "b", seed=1, sizes=FactSizes(entities=20))
+    for name in task:
+        assert again[name].read_bytes() == task[name].read_bytes()
+        assert other[name].read_bytes() != task[name].read_bytes()
+
+
+def test_files_load_through_the_real_loaders(task):
+    records, stats = prepare_dataset(
+        {"name": "facts_eval", "kind": "qa", "source": {"path": str(task["facts_eval"])}}
+    )
+    assert len(records) == 60 and records[0]["aliases"]
+    texts, _ = prepare_dataset(
+        {"name": "facts_train", "kind": "text", "source": {"path": str(task["facts_train"])}}
+    )
+    assert len(texts) == 360
+
+
+def test_sizes_are_checked():
+    with pytest.raises(ValueError, match="says_per_fact"):
+        FactSizes(says_per_fact=9)
+    with pytest.raises(ValueError, match="at least one"):
+        FactSizes(says_per_fact=0, asks_per_fact=0)
