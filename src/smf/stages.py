@@ -8,54 +8,22 @@ Snakemake.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
 import platform
 import shutil
-import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from smf import arms, data, lock, probes, prompts, provenance
+from smf.joblog import log_to as log_to  # re-exported: every rule script uses it
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, load_retrofitted, retrofit, save_memory
 from smf.selection import METHODS
 from smf.statistics import BackgroundStats, compute_background
 from smf.train import RowSelection, TrainConfig, train
-
-LIBRARY_LOGGERS = ("transformers", "datasets", "peft", "huggingface_hub")
-
-
-@contextlib.contextmanager
-def log_to(path: str | Path) -> Iterator[None]:
-    """Send a job's stdout/stderr (tqdm bars, warnings, tracebacks) to its Snakemake log."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with (
-        open(path, "w", buffering=1) as f,
-        contextlib.redirect_stdout(f),
-        contextlib.redirect_stderr(f),
-    ):
-        # library loggers bound their handlers to the terminal's stderr at import time
-        handlers = [
-            h
-            for name in LIBRARY_LOGGERS
-            for h in logging.getLogger(name).handlers
-            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-        ]
-        previous = [h.setStream(f) for h in handlers]
-        try:
-            yield
-        except BaseException:
-            traceback.print_exc(file=f)
-            raise
-        finally:
-            for h, stream in zip(handlers, previous, strict=True):
-                h.setStream(stream)
 
 
 def fingerprint(*parts: object) -> str:
@@ -407,34 +375,3 @@ def run_probe(model, tokenizer, cfg: dict, records: list[dict], batch_size: int,
             max_new_tokens=cfg.get("max_new_tokens", 32), batch_size=batch_size,
         )  # fmt: skip
     raise ValueError(f"probe kind {cfg['kind']!r} is unknown")
-
-
-# --------------------------------------------------------------------------- report
-
-
-def build_tables(eval_paths: list[str], arms_order: list[str], probe_order: list[str], out: dict):
-    """main.csv / .md / .tex from cached eval JSONs; no model is loaded."""
-    from smf import report
-
-    df = report.load_eval_results(eval_paths)
-    table = report.main_table(df, row_order=arms_order, probe_order=probe_order)
-    metrics = {p: table.attrs["metric"][p] for p in probe_order}
-    report.write_tables(table, out["csv"], out["md"], out["tex"], metrics=metrics)
-    return table
-
-
-def build_figures(
-    eval_paths: list[str],
-    log_paths: dict[str, list[str]],
-    learning_probe: str,
-    forgetting_probes: list[str],
-    out: dict,
-) -> None:
-    from smf import report
-
-    df = report.load_eval_results(eval_paths)
-    report.plot_learning_vs_forgetting(
-        df, learning_probe, forgetting_probes, out["tradeoff_png"], out["tradeoff_pdf"]
-    )
-    logs = report.load_train_logs({arm: [Path(p) for p in ps] for arm, ps in log_paths.items()})
-    report.plot_loss_curves(logs, out["loss_png"], out["loss_pdf"])

@@ -1,14 +1,15 @@
-"""Rule figures: learning-vs-forgetting and loss curves (see smf.report)."""
+"""Rule figures: learning-vs-forgetting and loss curves (see smf.report_stages; no torch import)."""
 
 from typing import TYPE_CHECKING
 
-from smf import stages
+from smf.joblog import log_to
+from smf.report_stages import build_figures
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-with stages.log_to(snakemake.log[0]):
-    stages.build_figures(
+with log_to(snakemake.log[0]):
+    build_figures(
         list(snakemake.input.evals),
         {arm: list(paths) for arm, paths in snakemake.params.log_paths.items()},
         snakemake.params.learning_probe,

@@ -1,14 +1,15 @@
-"""Rule tables: the main table from cached eval JSONs (see smf.report)."""
+"""Rule tables: the main table from cached eval JSONs (see smf.report_stages; no torch import)."""
 
 from typing import TYPE_CHECKING
 
-from smf import stages
+from smf.joblog import log_to
+from smf.report_stages import build_tables
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-with stages.log_to(snakemake.log[0]):
-    table = stages.build_tables(
+with log_to(snakemake.log[0]):
+    table = build_tables(
         list(snakemake.input),
         list(snakemake.params.arms),
         list(snakemake.params.probes),
