@@ -5,7 +5,7 @@ import torch
 from conftest import make_tiny_qwen2
 
 from smf.arms import setup_full, setup_lora
-from smf.train import TrainConfig, step_batches, train
+from smf.train import TrainConfig, checkpoint_due, step_batches, train
 
 TEXTS = [f"Question: what is item {i}?\nAnswer: number {i * 7 % 13}" for i in range(20)]
 
@@ -98,3 +98,32 @@ def test_data_order_is_deterministic_and_covers_each_epoch():
     assert sorted(epoch0) == list(range(20))
     assert step_batches(20, 1, cfg) == step_batches(20, 1, cfg)
     assert step_batches(20, 4, cfg) != step_batches(20, 0, cfg)
+
+
+def test_checkpoints_by_steps_or_by_wall_time():
+    by_steps = config(checkpoint_every=4, checkpoint_minutes=0)
+    assert [d for d in range(1, 10) if checkpoint_due(by_steps, d, 1e9)] == [4, 8]
+    by_time = config(checkpoint_every=0, checkpoint_minutes=15)
+    assert not checkpoint_due(by_time, 3, 899.0)
+    assert checkpoint_due(by_time, 3, 900.0)
+    assert not checkpoint_due(config(checkpoint_every=0, checkpoint_minutes=0), 4, 1e9)
+
+
+def test_wall_time_checkpoint_resumes(tokenizer, tmp_path):
+    model = make_tiny_qwen2(seed=1)
+    cfg = config(checkpoint_every=0, checkpoint_minutes=1e-9)  # due after every step
+    model, opt = setup_full(model, cfg)
+
+    def kill(step):
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(model, tokenizer, TEXTS, cfg, opt, work_dir=tmp_path, fingerprint="t",
+              progress=False, on_step=kill)  # fmt: skip
+    model = make_tiny_qwen2(seed=1)
+    model, opt = setup_full(model, cfg)
+    result = train(
+        model, tokenizer, TEXTS, cfg, opt, work_dir=tmp_path, fingerprint="t", progress=False
+    )
+    assert result.resumed_from == 3

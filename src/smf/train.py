@@ -47,6 +47,7 @@ class TrainConfig:
     max_length: int = 1024
     seed: int = 0
     checkpoint_every: int = 50  # optimizer steps between checkpoints (0: never)
+    checkpoint_minutes: float = 0.0  # also checkpoint once this much wall time passed (0: never)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -113,6 +114,15 @@ def step_batches(n_examples: int, step: int, cfg: TrainConfig) -> list[list[int]
     return [chunk[i : i + mb] for i in range(0, len(chunk), mb)]
 
 
+def checkpoint_due(cfg: TrainConfig, done: int, seconds_since_save: float) -> bool:
+    """Every `checkpoint_every` steps, or once `checkpoint_minutes` have passed since the last
+    save: a step count suits small models, wall time suits large ones (a 6 GB checkpoint every
+    200 steps would spend the run writing)."""
+    by_steps = cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0
+    by_time = cfg.checkpoint_minutes > 0 and seconds_since_save >= cfg.checkpoint_minutes * 60
+    return by_steps or by_time
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, n_steps: int):
     warmup = min(cfg.warmup_steps, max(n_steps - 1, 0))
     if cfg.schedule == "cosine":
@@ -153,7 +163,7 @@ def train(
         raise ValueError("SMF row selection needs a retrofitted model")
     counter = SlotCounter()
     model.train()
-    t0 = time.perf_counter()
+    t0 = last_save = time.perf_counter()
     bar = tqdm(total=n_steps, initial=start, desc="train", disable=not progress)
     for step in range(start, n_steps):
         micro = step_batches(len(seqs), step, cfg)
@@ -201,8 +211,9 @@ def train(
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.4f}")
         done = step + 1
-        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < n_steps:
+        if done < n_steps and checkpoint_due(cfg, done, time.perf_counter() - last_save):
             ckpt.save(model, optimizer, scheduler, done, log)
+            last_save = time.perf_counter()
         if on_step is not None:
             on_step(done)
     bar.close()
