@@ -170,7 +170,8 @@ def test_base_probes_finite_and_knows_some_trivia(smollm2_dir: Path, work) -> No
 
 
 def test_finetuned_probes_finite(smollm2_dir: Path, work) -> None:
-    few = {p: spec for p, spec in PROBES.items() if p != "triviaqa"}
+    # generation was checked on the base model; here scoring only, and fewer WikiText rows
+    few = {"medmcqa": PROBES["medmcqa"], "wikitext": {**PROBES["wikitext"], "limit": 10}}
     runs = work["root"] / "runs"
     if not (runs / "smf_tfidf" / "memory.safetensors").is_file():
         pytest.skip("needs the SMF and LoRA runs of the tests above")
