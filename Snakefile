@@ -19,6 +19,7 @@ include: "rules/retrofit.smk"
 include: "rules/background.smk"
 include: "rules/finetune.smk"
 include: "rules/evaluate.smk"
+include: "rules/retention.smk"
 include: "rules/report.smk"
 
 

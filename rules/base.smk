@@ -6,6 +6,11 @@ rule base_model:
             if config["base"]["model"] == "demo"
             else []
         ),
+        gguf=(
+            config["base"]["model"]
+            if smf.gguf.is_gguf(config["base"]["model"])
+            else []
+        ),
     output:
         directory("results/models/base"),
     log:

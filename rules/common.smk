@@ -30,6 +30,13 @@ PROBES = list(config["probes"])
 DEMO = config["demo"]["enabled"]
 ARM_KINDS = {arm: spec["kind"] for arm, spec in config["arms"].items()}
 MODELS = ["base", "retrofit"] + [f"{arm}-seed{seed}" for arm in ARMS for seed in SEEDS]
+# qa probes that also report retention on the base model's correct answers (rules/retention.smk)
+RETENTION_PROBES = [p for p, spec in config["probes"].items() if spec.get("retention")]
+REPORT_PROBES = [
+    name
+    for p in PROBES
+    for name in ([p, f"{p}_retention"] if p in RETENTION_PROBES else [p])
+]
 
 
 def check_config():
@@ -114,3 +121,8 @@ def eval_files(models=MODELS):
 
 def arm_models(arm):
     return [f"{arm}-seed{seed}" for seed in SEEDS]
+
+
+def report_eval_files(models=MODELS):
+    """Every eval JSON the report reads: the probes' and the retention files."""
+    return [f"{RESULTS}/eval/{m}/{p}.json" for m in models for p in REPORT_PROBES]

@@ -32,4 +32,4 @@ for _arm in ARMS:
             _arm
         default_target: False
         input:
-            eval_files(arm_models(_arm)),
+            report_eval_files(arm_models(_arm)),

