@@ -616,38 +616,48 @@ def normalize_trivia_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+def trivia_record(
+    question: str, question_id: str, fact: Fact, source: str, answer_type: str
+) -> dict:
+    """One TriviaQA rc.nocontext record asking `fact` (entity pages / search results empty)."""
+    aliases = list(fact.aliases)
+    return {
+        "question": question,
+        "question_id": question_id,
+        "question_source": source,
+        "entity_pages": {"doc_source": [], "filename": [], "title": [], "wiki_context": []},
+        "search_results": {
+            "description": [],
+            "filename": [],
+            "rank": [],
+            "title": [],
+            "url": [],
+            "search_context": [],
+        },
+        "answer": {
+            "aliases": aliases,
+            "normalized_aliases": [normalize_trivia_answer(a) for a in aliases],
+            "matched_wiki_entity_name": "",
+            "normalized_matched_wiki_entity_name": "",
+            "normalized_value": normalize_trivia_answer(fact.obj),
+            "type": answer_type,
+            "value": fact.obj,
+        },
+    }
+
+
 def _trivia(rng: random.Random, world: _World, sizes: DemoSizes) -> list[dict]:
-    """TriviaQA rc.nocontext records about general facts (entity pages / search results empty)."""
-    records = []
-    for i, fact in enumerate(rng.sample(world.facts, sizes.trivia)):
-        question = rng.choice(QUESTIONS[fact.relation]).format(s=fact.subject)
-        aliases = list(fact.aliases)
-        records.append(
-            {
-                "question": question,
-                "question_id": f"dm_{i}",
-                "question_source": TRIVIA_SOURCE,
-                "entity_pages": {"doc_source": [], "filename": [], "title": [], "wiki_context": []},
-                "search_results": {
-                    "description": [],
-                    "filename": [],
-                    "rank": [],
-                    "title": [],
-                    "url": [],
-                    "search_context": [],
-                },
-                "answer": {
-                    "aliases": aliases,
-                    "normalized_aliases": [normalize_trivia_answer(a) for a in aliases],
-                    "matched_wiki_entity_name": "",
-                    "normalized_matched_wiki_entity_name": "",
-                    "normalized_value": normalize_trivia_answer(fact.obj),
-                    "type": "WikipediaEntity",
-                    "value": fact.obj,
-                },
-            }
-        )
-    return records
+    """TriviaQA rc.nocontext records about general facts."""
+    return [
+        trivia_record(
+            rng.choice(QUESTIONS[fact.relation]).format(s=fact.subject),
+            f"dm_{i}",
+            fact,
+            TRIVIA_SOURCE,
+            "WikipediaEntity",
+        )  # fmt: skip
+        for i, fact in enumerate(rng.sample(world.facts, sizes.trivia))
+    ]
 
 
 def _oasst(rng: random.Random, world: _World, sizes: DemoSizes) -> list[dict]:

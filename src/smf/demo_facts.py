@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from smf.demo import MAX_TRIES, Fact, _write_jsonl_atomic, normalize_trivia_answer
+from smf.demo import MAX_TRIES, Fact, _write_jsonl_atomic, trivia_record
 
 FACT_FILES = {"facts_train": "facts_train.jsonl", "facts_eval": "facts_eval.jsonl"}
 FACT_SOURCE = "demo_facts"
@@ -154,29 +154,7 @@ def paraphrases(rng: random.Random, fact: Fact, sizes: FactSizes) -> tuple[list[
 
 def eval_record(fact: Fact, question: str, index: int) -> dict:
     """The held-out question about `fact` as a TriviaQA rc.nocontext record."""
-    return {
-        "question": question,
-        "question_id": f"fact_{index}",
-        "question_source": FACT_SOURCE,
-        "entity_pages": {"doc_source": [], "filename": [], "title": [], "wiki_context": []},
-        "search_results": {
-            "description": [],
-            "filename": [],
-            "rank": [],
-            "title": [],
-            "url": [],
-            "search_context": [],
-        },
-        "answer": {
-            "aliases": list(fact.aliases),
-            "normalized_aliases": [normalize_trivia_answer(a) for a in fact.aliases],
-            "matched_wiki_entity_name": "",
-            "normalized_matched_wiki_entity_name": "",
-            "normalized_value": normalize_trivia_answer(fact.obj),
-            "type": "FreeForm",
-            "value": fact.obj,
-        },
-    }
+    return trivia_record(question, f"fact_{index}", fact, FACT_SOURCE, "FreeForm")
 
 
 def write_fact_task(

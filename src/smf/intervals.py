@@ -90,10 +90,8 @@ def bootstrap_paired_difference(
         raise ValueError(
             f"paired bootstrap needs the same questions: {x.size} scores vs {y.size} reference"
         )
-    diff = x - y
-    idx = _resample_indices(diff.size, n_resamples, seed)
-    low, high = _percentiles(diff[idx].mean(axis=1), confidence)
-    return Interval(float(diff.mean()), low, high, confidence, int(diff.size))
+    # resampling questions and differencing equals resampling the per-question differences
+    return bootstrap_mean(x - y, n_resamples=n_resamples, confidence=confidence, seed=seed)
 
 
 def seed_spread(values: Sequence[float]) -> dict:
