@@ -476,7 +476,8 @@ def test_wikitext_with_only_blank_rows_fails_at_the_data_stage(run):
 @pytest.mark.slow
 def test_rerun_after_a_killed_snakemake_does_not_start_a_second_trainer(run):
     """Kill Snakemake (not its job) mid-training; the immediate rerun's trainer stops."""
-    (run / "overlay.yaml").write_text("train: {epochs: 400, checkpoint_every: 2}\n")
+    # So many epochs that the orphan cannot finish before the rerun looks (CI flaked at 400).
+    (run / "overlay.yaml").write_text("train: {epochs: 1000000, checkpoint_every: 2}\n")
     target = ["results/runs/smf_tfidf/seed0/summary.json", "--cores", "1"]
     work = run / "results/checkpoints/runs/smf_tfidf/seed0"
     first = subprocess.Popen(
