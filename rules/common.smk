@@ -25,10 +25,10 @@ GPU = 0 if DEVICE == "cpu" else 1  # resources: a CPU run needs no GPU slot
 # base, retrofit and background run alone in the DAG; Snakemake caps this at --cores.
 SEQUENTIAL_STAGE_THREADS = 8
 SEEDS = config["seeds"]
-ARMS = list(config["arms"])
+ARMS = config["run_arms"] or list(config["arms"])  # the arms this run trains
 PROBES = list(config["probes"])
 DEMO = config["demo"]["enabled"]
-ARM_KINDS = {arm: spec["kind"] for arm, spec in config["arms"].items()}
+ARM_KINDS = {arm: config["arms"][arm]["kind"] for arm in ARMS}
 MODELS = ["base", "retrofit"] + [f"{arm}-seed{seed}" for arm in ARMS for seed in SEEDS]
 # qa probes that also report retention on the base model's correct answers (rules/retention.smk)
 RETENTION_PROBES = [p for p, spec in config["probes"].items() if spec.get("retention")]

@@ -62,6 +62,7 @@ def merged_config(overlay: dict | None = None) -> dict:
         ({"base": {"model": "./models/missing"}}, "base.model: local path './models/missing' "),
         ({"base": {"model": "/no/such/model"}}, "base.model: local path '/no/such/model' does"),
         ({"demo": {"out_dir": "../../escape"}}, "demo.out_dir: '../../escape' resolves to "),
+        ({"run_arms": ["full", "lorra"]}, "run_arms: ['lorra'] are not keys of `arms`"),
     ],
 )
 def test_cross_key_mistakes_name_the_key_first(tmp_path, overlay, first):

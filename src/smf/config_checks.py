@@ -101,8 +101,8 @@ def check_overlays(overlays: Iterable[str | os.PathLike]) -> None:
             raise ConfigError(
                 f"arms: {overlay} sets `arms: {{}}`, which selects no arm: an overlay is "
                 "deep-merged into config/config.yaml, so an empty mapping removes nothing. "
-                "To run some arms only, name them as targets (e.g. `snakemake lora smf_kl`); "
-                "to replace the arm list, edit `arms` in the base config."
+                "To run some arms only, list them in `run_arms` (e.g. `run_arms: [lora, "
+                "smf_kl]`) or name them as targets (e.g. `snakemake lora smf_kl`)."
             )
 
 
@@ -139,8 +139,14 @@ def check_dataset_refs(config: Mapping) -> None:
 def check_arms(config: Mapping) -> None:
     if not config["arms"]:
         raise ConfigError("arms: no arm is configured; the pipeline would train nothing")
+    unknown = [a for a in config.get("run_arms") or [] if a not in config["arms"]]
+    if unknown:
+        raise ConfigError(
+            f"run_arms: {unknown} are not keys of `arms` (have {sorted(config['arms'])})"
+        )
     slots = config["retrofit"]["memory"]["n_keys"] ** 2
-    for arm, spec in config["arms"].items():
+    for arm in config.get("run_arms") or config["arms"]:
+        spec = config["arms"][arm]
         need = {"smf": "smf", "lora": "lora"}.get(spec["kind"])
         if need and need not in spec:
             raise ConfigError(f"arms.{arm}: kind {spec['kind']} needs a `{need}:` section")

@@ -20,11 +20,13 @@ def slot_scores(
     counts: torch.Tensor,
     background: BackgroundStats | None,
     layer: int,
+    kl_eps: float = 0.0,
 ) -> torch.Tensor:
-    """Score of each read slot (float64), following paper 3's code.
+    """Score of each read slot (float64), following paper 3's formulas.
 
     tfidf: (c_i / sum c) * ln((N_docs + 1) / (df_i + 1))
-    kl:    p_i * ln(p_i / q_i), p_i = c_i / sum c, q_i = (a_i + 1) / sum_j (a_j + 1)
+    kl:    p_i * ln((p_i + eps) / (q_i + eps)), p_i = c_i / sum c,
+           q_i = (a_i + 1) / sum_j (a_j + 1); paper 3's code uses eps = 1e-8, ours 0 (p, q > 0)
     count: c_i
     """
     c = counts.to(torch.float64)
@@ -42,7 +44,7 @@ def slot_scores(
         reads = background.reads[layer]
         denom = float(reads.sum()) + reads.numel()  # sum_j (a_j + 1), O(1) given the total
         q = (reads.to(slots.device)[slots].to(torch.float64) + 1) / denom
-        return p * torch.log(p / q)
+        return p * torch.log((p + kl_eps) / (q + kl_eps))
     raise ValueError(f"unknown selection method {method!r}; choose one of {METHODS}")
 
 
@@ -61,10 +63,11 @@ def select_rows(
     slot_counts: dict[int, tuple[torch.Tensor, torch.Tensor]],
     top_t: int,
     background: BackgroundStats | None,
+    kl_eps: float = 0.0,
 ) -> dict[int, torch.Tensor]:
     """Per layer: the rows an SMF step will update."""
     out = {}
     for layer, (slots, counts) in slot_counts.items():
-        scores = slot_scores(method, slots, counts, background, layer)
+        scores = slot_scores(method, slots, counts, background, layer, kl_eps)
         out[layer] = top_rows(slots, scores, top_t)
     return out

@@ -23,22 +23,24 @@ from torch import nn
 OPTIMIZERS = ("sgd", "adam", "masked_adamw")
 
 
-def restrict_grad_to_rows(param: nn.Parameter, rows: torch.Tensor) -> None:
-    """Keep only the gradient of `rows` (ascending ids). Sparse: O(nnz); dense: a full mask."""
-    g = param.grad
-    if g is None:
-        return
-    if g.is_sparse:
+def keep_rows(grad: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """`grad` with every row outside `rows` (ascending ids) zeroed. Sparse: O(nnz)."""
+    if grad.is_sparse:
         # filter the raw (uncoalesced) entries first: only the kept rows are ever summed
-        idx = g._indices()[0]
+        idx = grad._indices()[0]
         keep = torch.isin(idx, rows.to(idx.device))
-        param.grad = torch.sparse_coo_tensor(
-            idx[keep].unsqueeze(0), g._values()[keep], g.shape, check_invariants=False
+        return torch.sparse_coo_tensor(
+            idx[keep].unsqueeze(0), grad._values()[keep], grad.shape, check_invariants=False
         ).coalesce()
-    else:
-        mask = torch.zeros(g.shape[0], 1, dtype=g.dtype, device=g.device)
-        mask[rows.to(g.device)] = 1
-        g.mul_(mask)
+    mask = torch.zeros(grad.shape[0], 1, dtype=grad.dtype, device=grad.device)
+    mask[rows.to(grad.device)] = 1
+    return grad * mask
+
+
+def restrict_grad_to_rows(param: nn.Parameter, rows: torch.Tensor) -> None:
+    """Keep only the gradient of `rows` (ascending ids) in `param.grad`."""
+    if param.grad is not None:
+        param.grad = keep_rows(param.grad, rows)
 
 
 def clip_grad_norm(params: Iterable[nn.Parameter], max_norm: float) -> float:

@@ -273,7 +273,9 @@ def finetune(
             method=smf_cfg["method"],
             top_t=smf_cfg["top_t"],
             background=background,
-            count_tokens=smf_cfg.get("count_tokens", "attention"),
+            count_tokens=smf_cfg["count_tokens"],
+            per=smf_cfg["select_per"],
+            kl_eps=smf_cfg["kl_eps"],
         )
     else:
         model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(dev)

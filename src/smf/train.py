@@ -9,9 +9,11 @@ config never resumes stale state.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,10 +25,19 @@ from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_
 from smf.checkpoint import Checkpointer
 from smf.retrofit import memories
 from smf.selection import select_rows
-from smf.sparse_optim import clip_grad_norm, restrict_grad_to_rows
+from smf.sparse_optim import clip_grad_norm, keep_rows, restrict_grad_to_rows
 from smf.statistics import BackgroundStats, SlotCounter, recording
 
 SCHEDULES = ("cosine", "constant")
+# How micro-batch losses combine into the step's gradient:
+#   micro_batch_mean: mean of the micro-batches' mean token losses [ours];
+#   tokens: every loss-carrying token of the effective batch weighs the same (the HF Trainer,
+#           so paper 3's full finetuning, LoRA and recovery);
+#   micro_batch_sum: sum of the micro-batches' mean losses (paper 3's SMF trainer, whose
+#           compute_loss ignores the Trainer's token count, so no division by grad_accum).
+LOSS_WEIGHTINGS = ("micro_batch_mean", "tokens", "micro_batch_sum")
+SELECT_PER = ("step", "micro_batch")
+COUNT_TOKENS = ("attention", "loss", "all")
 
 
 @dataclass
@@ -48,21 +59,58 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 50  # optimizer steps between checkpoints (0: never)
     checkpoint_minutes: float = 0.0  # also checkpoint once this much wall time passed (0: never)
+    append_eos: bool = True  # end each training text with EOS [ours]; paper 3's code does not
+    loss_weighting: str = "micro_batch_mean"  # one of LOSS_WEIGHTINGS
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(
+                f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}"
+            )
         self.betas = tuple(self.betas)
 
 
 @dataclass
 class RowSelection:
-    """SMF: after each effective batch, keep gradients only on the top-t rows per memory."""
+    """SMF: keep gradients only on the top-t rows per memory that the batch reads.
+
+    per="step" [ours]: one selection over the whole effective batch, applied to its summed
+    gradient, so at most top_t rows per layer change per step.
+    per="micro_batch" (paper 3's code): each micro-batch selects from its own reads and its
+    gradient is masked to those rows before it is accumulated, so a step can touch up to
+    grad_accum x top_t rows per layer.
+    count_tokens: "attention" (real tokens), "loss" (tokens that carry loss) or "all" (every
+    position, padding included, as paper 3's code counts).
+    """
 
     method: str
     top_t: int
     background: BackgroundStats | None
-    count_tokens: str = "attention"  # "attention": real tokens; "loss": tokens that carry loss
+    count_tokens: str = "attention"
+    per: str = "step"
+    kl_eps: float = 0.0  # paper 3's code: 1e-8
+
+    def __post_init__(self) -> None:
+        if self.per not in SELECT_PER:
+            raise ValueError(f"selection per must be one of {SELECT_PER}, got {self.per!r}")
+        if self.count_tokens not in COUNT_TOKENS:
+            raise ValueError(
+                f"count_tokens must be one of {COUNT_TOKENS}, got {self.count_tokens!r}"
+            )
+
+    def token_mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.count_tokens == "loss":
+            return (batch["labels"] != -100).long()
+        if self.count_tokens == "all":
+            return torch.ones_like(batch["attention_mask"])
+        return batch["attention_mask"]
+
+    def choose(self, counter: SlotCounter) -> dict[int, torch.Tensor]:
+        counts = counter.counts()
+        counter.reset()
+        return select_rows(self.method, counts, self.top_t, self.background, self.kl_eps)
 
 
 @dataclass
@@ -74,11 +122,40 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
-def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated; an EOS closes each text so documents do not run on."""
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length - 1)["input_ids"]
-    eos = tokenizer.eos_token_id
+def tokenize(
+    tokenizer, texts: Sequence[str], max_length: int, append_eos: bool = True
+) -> list[list[int]]:
+    """Token ids per text, truncated; with `append_eos` an EOS closes each text so documents
+    do not run on (paper 3's code leaves it out, which teaches no stopping)."""
+    eos = tokenizer.eos_token_id if append_eos else None
+    room = max_length - 1 if eos is not None else max_length
+    ids = tokenizer(list(texts), truncation=True, max_length=room)["input_ids"]
     return [x + [eos] if eos is not None else x for x in ids]
+
+
+def loss_weights(micro: list[list[int]], seqs: list[list[int]], how: str) -> list[float]:
+    """Factor on each micro-batch's mean loss (see LOSS_WEIGHTINGS); host-side, no sync."""
+    if how == "micro_batch_sum":
+        return [1.0] * len(micro)
+    if how == "tokens":  # causal LM: a text of n tokens carries n - 1 losses
+        n = [sum(len(seqs[i]) - 1 for i in ids) for ids in micro]
+        return [k / max(sum(n), 1) for k in n]
+    return [1.0 / len(micro)] * len(micro)
+
+
+@contextmanager
+def gradient_row_masks(mems: dict[int, nn.Module], rows: dict[int, torch.Tensor]) -> Iterator:
+    """While open, each memory's value gradient is cut to `rows[layer]` (mutable: the caller
+    updates it per micro-batch) before it is accumulated, as paper 3's gradient hooks do."""
+    handles = [
+        m.values.register_hook(lambda g, layer=layer: keep_rows(g, rows[layer]))
+        for layer, m in mems.items()
+    ]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def collate(seqs: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -130,6 +207,47 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, n_steps: 
     return get_constant_schedule_with_warmup(optimizer, warmup)
 
 
+def accumulate_gradients(
+    model: nn.Module,
+    seqs: list[list[int]],
+    step: int,
+    cfg: TrainConfig,
+    pad_id: int,
+    selection: RowSelection | None,
+    counter: SlotCounter,
+    current: dict[int, torch.Tensor],
+) -> tuple[float, int]:
+    """Forward and backward every micro-batch of optimizer step `step`. Returns the mean
+    micro-batch loss and, when rows are selected per micro-batch, how many rows got gradient
+    (the union over the micro-batches)."""
+    device = next(model.parameters()).device
+    micro = step_batches(len(seqs), step, cfg)
+    per_micro = selection is not None and selection.per == "micro_batch"
+    touched: dict[int, list[torch.Tensor]] = {}
+    loss_sum = 0.0
+    for ids, weight in zip(micro, loss_weights(micro, seqs, cfg.loss_weighting), strict=True):
+        batch = {k: v.to(device) for k, v in collate([seqs[i] for i in ids], pad_id).items()}
+        if selection:
+            with recording(model):
+                out = model(**batch)
+                counter.add(model, selection.token_mask(batch))
+            if per_micro:  # the hooks cut this micro-batch's gradient to its own rows
+                current.update(selection.choose(counter))
+                for layer, rows in current.items():
+                    touched.setdefault(layer, []).append(rows)
+        else:
+            out = model(**batch)
+        loss = out.loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss {loss.item()} at step {step} (micro-batch {ids})"
+            )
+        (loss * weight).backward()
+        loss_sum += loss.item()
+    rows = sum(len(torch.unique(torch.cat(chunks))) for chunks in touched.values())
+    return loss_sum / len(micro), rows
+
+
 def train(
     model: nn.Module,
     tokenizer,
@@ -149,8 +267,7 @@ def train(
     """
     if not texts:
         raise ValueError("training set is empty")
-    device = next(model.parameters()).device
-    seqs = tokenize(tokenizer, texts, cfg.max_length)
+    seqs = tokenize(tokenizer, texts, cfg.max_length, cfg.append_eos)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_steps = total_steps(len(seqs), cfg)
     scheduler = make_scheduler(optimizer, cfg, n_steps)
@@ -162,60 +279,41 @@ def train(
     if selection and not mems:
         raise ValueError("SMF row selection needs a retrofitted model")
     counter = SlotCounter()
+    per_micro = selection is not None and selection.per == "micro_batch"
+    current: dict[int, torch.Tensor] = {}  # rows the running micro-batch may change
     model.train()
     t0 = last_save = time.perf_counter()
     bar = tqdm(total=n_steps, initial=start, desc="train", disable=not progress)
-    for step in range(start, n_steps):
-        micro = step_batches(len(seqs), step, cfg)
-        loss_sum = 0.0
-        for ids in micro:
-            batch = {k: v.to(device) for k, v in collate([seqs[i] for i in ids], pad_id).items()}
-            if selection:
-                with recording(model):
-                    out = model(**batch)
-                    mask = batch["attention_mask"]
-                    if selection.count_tokens == "loss":
-                        mask = (batch["labels"] != -100).long()
-                    counter.add(model, mask)
-            else:
-                out = model(**batch)
-            loss = out.loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite training loss {loss.item()} at step {step} (micro-batch {ids})"
-                )
-            (loss / len(micro)).backward()
-            loss_sum += loss.item()
-        rows_updated = 0
-        if selection:
-            chosen = select_rows(
-                selection.method, counter.counts(), selection.top_t, selection.background
+    with gradient_row_masks(mems, current) if per_micro else contextlib.nullcontext():
+        for step in range(start, n_steps):
+            loss, rows_updated = accumulate_gradients(
+                model, seqs, step, cfg, pad_id, selection, counter, current
             )
-            counter.reset()
-            for layer, rows in chosen.items():
-                restrict_grad_to_rows(mems[layer].values, rows)
-                rows_updated += len(rows)
-        grad_norm = clip_grad_norm(params, cfg.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        record = {
-            "step": step + 1,
-            "loss": loss_sum / len(micro),
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "rows_updated": rows_updated,
-        }
-        log.append(record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.4f}")
-        done = step + 1
-        if done < n_steps and checkpoint_due(cfg, done, time.perf_counter() - last_save):
-            ckpt.save(model, optimizer, scheduler, done, log)
-            last_save = time.perf_counter()
-        if on_step is not None:
-            on_step(done)
+            if selection and not per_micro:
+                for layer, rows in selection.choose(counter).items():
+                    restrict_grad_to_rows(mems[layer].values, rows)
+                    rows_updated += len(rows)
+            grad_norm = clip_grad_norm(params, cfg.max_grad_norm)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            record = {
+                "step": step + 1,
+                "loss": loss,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "rows_updated": rows_updated,
+            }
+            log.append(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+            done = step + 1
+            if done < n_steps and checkpoint_due(cfg, done, time.perf_counter() - last_save):
+                ckpt.save(model, optimizer, scheduler, done, log)
+                last_save = time.perf_counter()
+            if on_step is not None:
+                on_step(done)
     bar.close()
     model.eval()
     return TrainResult(

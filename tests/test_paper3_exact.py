@@ -1,0 +1,187 @@
+"""The paper-3-exact SMF mode equals a direct transcription of paper 3's update rule.
+
+The reference below is written from the rule as paper 3's released code applies it (issue 8),
+not from this project's selection or training code: per micro-batch, count every slot read at
+every position (padding included), score the read slots, keep the top t, multiply that
+micro-batch's value gradient by the 0/1 row mask before it is accumulated; the step's loss is
+the sum of the micro-batches' mean losses; clip the global norm at 1; dense AdamW.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_tiny_qwen2
+
+from smf.arms import setup_smf
+from smf.memory import MemoryConfig
+from smf.retrofit import RetrofitConfig, memories, retrofit
+from smf.statistics import compute_background
+from smf.train import (
+    RowSelection,
+    TrainConfig,
+    collate,
+    loss_weights,
+    step_batches,
+    tokenize,
+    train,
+)
+
+# Different lengths, so micro-batches carry padding (paper 3 counts its reads too).
+TEXTS = [f"Question: item {i}?\nAnswer: {'long ' * (i % 5)}number {i * 7 % 13}" for i in range(16)]
+BACKGROUND = [f"Some background text number {i} about {'things ' * (i % 4)}." for i in range(8)]
+TOP_T, EPS, STEPS, LR = 3, 1e-8, 4, 0.05
+
+
+def retrofitted():
+    model = make_tiny_qwen2(seed=0)
+    mem = MemoryConfig(hidden_size=64, n_keys=16, heads=2, topk=4, key_dim=16)
+    return retrofit(model, RetrofitConfig(layers=[1, 3], memory=mem, zero_init_output=False))
+
+
+def train_cfg() -> TrainConfig:
+    return TrainConfig(
+        lr=LR, max_steps=STEPS, micro_batch_size=2, grad_accum=3, warmup_steps=0,
+        schedule="constant", checkpoint_every=0, append_eos=False,
+        loss_weighting="micro_batch_sum",
+    )  # fmt: skip
+
+
+def paper3_scores(method: str, counts: torch.Tensor, bg, layer: int) -> torch.Tensor:
+    """Dense scores over every slot, -inf where the micro-batch read nothing."""
+    p = counts.double() / counts.sum()
+    if method == "kl":
+        a = bg.reads[layer].double() + 1
+        q = a / a.sum()
+        score = p * torch.log((p + EPS) / (q + EPS))
+    else:
+        df = bg.doc_freq[layer].double()
+        score = p * torch.log((bg.n_docs + 1.0) / (df + 1.0))
+    return score.masked_fill(counts == 0, float("-inf"))
+
+
+def paper3_reference(model, tokenizer, bg, method: str) -> dict[int, set[int]]:
+    """Train in place by the transcribed rule; returns the rows each layer's masks let through."""
+    cfg = train_cfg()
+    mems = memories(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    values = [m.values for m in mems.values()]
+    for v in values:
+        v.requires_grad_(True)
+    reads: dict[int, list[torch.Tensor]] = {}
+    for layer, m in mems.items():  # capture every lookup's slot ids (all positions)
+        lookup = m.lookup
+
+        def spy(x, layer=layer, lookup=lookup):
+            idx, w = lookup(x)
+            reads.setdefault(layer, []).append(idx.reshape(-1))
+            return idx, w
+
+        m.lookup = spy
+    masks = {layer: torch.zeros(m.values.shape[0], 1) for layer, m in mems.items()}
+    for layer, m in mems.items():
+        m.values.register_hook(lambda g, layer=layer: g * masks[layer])
+    opt = torch.optim.AdamW(values, lr=LR, betas=cfg.betas, eps=cfg.eps, weight_decay=0.0)
+    seqs = tokenize(tokenizer, TEXTS, cfg.max_length, append_eos=False)
+    allowed: dict[int, set[int]] = {layer: set() for layer in mems}
+    model.train()
+    for step in range(STEPS):
+        for ids in step_batches(len(seqs), step, cfg):
+            reads.clear()
+            out = model(**collate([seqs[i] for i in ids], tokenizer.pad_token_id))
+            for layer, m in mems.items():
+                counts = torch.bincount(torch.cat(reads[layer]), minlength=m.values.shape[0])
+                k = min(TOP_T, int((counts > 0).sum()))
+                # torch.topk leaves the order of ties unspecified; take the lower slot id first
+                order = torch.sort(
+                    paper3_scores(method, counts, bg, layer), descending=True, stable=True
+                )
+                top = order.indices[:k]
+                masks[layer].zero_()
+                masks[layer][top] = 1
+                allowed[layer] |= set(top.tolist())
+            out.loss.backward()  # not divided by the accumulation steps
+        torch.nn.utils.clip_grad_norm_(values, cfg.max_grad_norm)
+        opt.step()
+        opt.zero_grad()
+    return allowed
+
+
+def value_tables(model) -> dict[int, torch.Tensor]:
+    return {layer: m.values.detach().clone() for layer, m in memories(model).items()}
+
+
+@pytest.mark.parametrize("method", ["kl", "tfidf"])
+def test_exact_mode_matches_the_transcribed_rule(tokenizer, tmp_path, method):
+    start = retrofitted()
+    before = value_tables(start)
+    bg = compute_background(start, tokenizer, BACKGROUND, batch_size=4, progress=False)
+
+    ours = retrofitted()
+    ours, opt = setup_smf(ours, train_cfg(), "masked_adamw")
+    selection = RowSelection(
+        method=method, top_t=TOP_T, background=bg, count_tokens="all", per="micro_batch",
+        kl_eps=EPS,
+    )  # fmt: skip
+    result = train(
+        ours, tokenizer, TEXTS, train_cfg(), opt, work_dir=tmp_path, fingerprint="x",
+        selection=selection, progress=False,
+    )  # fmt: skip
+    ref = retrofitted()
+    allowed = paper3_reference(ref, tokenizer, bg, method)
+
+    got, want = value_tables(ours), value_tables(ref)
+    for layer in want:
+        moved = set((got[layer] != before[layer]).any(-1).nonzero().flatten().tolist())
+        ref_moved = set((want[layer] != before[layer]).any(-1).nonzero().flatten().tolist())
+        assert moved == ref_moved <= allowed[layer], layer
+        assert torch.equal(got[layer], want[layer]), layer  # bit for bit
+    # micro-batch masks: more than top_t rows per layer per step, at most grad_accum x top_t
+    per_step = [r["rows_updated"] for r in result.log]
+    assert max(per_step) > 2 * TOP_T and all(n <= 2 * 3 * TOP_T for n in per_step)
+
+
+def test_step_mode_differs_from_the_transcribed_rule(tokenizer, tmp_path):
+    """Our default (one selection per step, real tokens) is a different update: the exact
+    test above would catch a silent switch of modes."""
+    start = retrofitted()
+    bg = compute_background(start, tokenizer, BACKGROUND, batch_size=4, progress=False)
+    ours, opt = setup_smf(retrofitted(), train_cfg(), "masked_adamw")
+    selection = RowSelection(method="kl", top_t=TOP_T, background=bg, kl_eps=EPS)
+    train(
+        ours, tokenizer, TEXTS, train_cfg(), opt, work_dir=tmp_path, fingerprint="x",
+        selection=selection, progress=False,
+    )  # fmt: skip
+    ref = retrofitted()
+    paper3_reference(ref, tokenizer, bg, "kl")
+    got, want = value_tables(ours), value_tables(ref)
+    assert any(not torch.allclose(got[k], want[k], atol=1e-6) for k in want)
+
+
+def test_token_weighting_is_the_mean_over_the_effective_batch(tokenizer):
+    """`loss_weighting: tokens` (the HF Trainer's) gives the gradient of one mean over every
+    loss-carrying token of the step, however the texts fall into micro-batches."""
+    cfg = TrainConfig(lr=1.0, micro_batch_size=2, grad_accum=3, loss_weighting="tokens")
+    seqs = tokenize(tokenizer, TEXTS, cfg.max_length)
+    micro = step_batches(len(seqs), 0, cfg)
+    model = make_tiny_qwen2(seed=0)
+    for ids, weight in zip(micro, loss_weights(micro, seqs, "tokens"), strict=True):
+        (model(**collate([seqs[i] for i in ids], tokenizer.pad_token_id)).loss * weight).backward()
+    accumulated = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    whole = collate([seqs[i] for ids in micro for i in ids], tokenizer.pad_token_id)
+    model(**whole).loss.backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(accumulated[name], p.grad, rtol=1e-4, atol=1e-6)
+    assert loss_weights(micro, seqs, "micro_batch_sum") == [1.0, 1.0, 1.0]
+    assert loss_weights(micro, seqs, "micro_batch_mean") == [1 / 3] * 3
+
+
+def test_eos_is_a_setting(tokenizer):
+    eos = tokenizer.eos_token_id
+    with_eos = tokenize(tokenizer, TEXTS[:3], 64)
+    without = tokenize(tokenizer, TEXTS[:3], 64, append_eos=False)
+    assert [s[-1] for s in with_eos] == [eos] * 3
+    assert [s + [eos] for s in without] == with_eos
+    assert max(len(s) for s in tokenize(tokenizer, TEXTS, 8, append_eos=False)) == 8
