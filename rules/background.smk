@@ -2,15 +2,17 @@ rule background:
     """Slot statistics (df and reads per slot) of the retrofitted model on background text."""
     input:
         base="results/models/base",
-        memory=rules.retrofit.output.memory,
+        memory=lambda wc: retrofit_memory(
+            f"retrofit{wc.background.removeprefix('background')}"
+        ),
         corpus=dataset_path(config["background"]["dataset"]),
     output:
-        stats="results/background/stats.safetensors",
-        summary="results/background/summary.json",
+        stats="results/{background}/stats.safetensors",
+        summary="results/{background}/summary.json",
     log:
-        "logs/background.log",
+        "logs/{background}.log",
     benchmark:
-        "results/benchmarks/background.tsv"
+        "results/benchmarks/{background}.tsv"
     conda:
         "../envs/smf.yaml"
     threads: SEQUENTIAL_STAGE_THREADS

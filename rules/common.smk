@@ -29,7 +29,23 @@ ARMS = config["run_arms"] or list(config["arms"])  # the arms this run trains
 PROBES = list(config["probes"])
 DEMO = config["demo"]["enabled"]
 ARM_KINDS = {arm: config["arms"][arm]["kind"] for arm in ARMS}
-MODELS = ["base", "retrofit"] + [f"{arm}-seed{seed}" for arm in ARMS for seed in SEEDS]
+VARIANTS = config["retrofit_variants"]
+
+
+def retrofit_of(arm):
+    """The retrofit model an SMF arm starts from: `retrofit` or `retrofit_<variant>`."""
+    variant = config["arms"][arm]["smf"]["retrofit"]
+    return "retrofit" if variant is None else f"retrofit_{variant}"
+
+
+# retrofit models this run builds: the main one (a reference row) and the variants in use
+RETROFITS = list(
+    dict.fromkeys(
+        ["retrofit"] + [retrofit_of(a) for a in ARMS if ARM_KINDS[a] == "smf"]
+    )
+)
+MODELS = RETROFITS + [f"{arm}-seed{seed}" for arm in ARMS for seed in SEEDS]
+MODELS.insert(0, "base")
 # qa probes that also report retention on the base model's correct answers (rules/retention.smk)
 RETENTION_PROBES = [p for p, spec in config["probes"].items() if spec.get("retention")]
 REPORT_PROBES = [
@@ -55,6 +71,8 @@ wildcard_constraints:
     probe="|".join(PROBES),
     dataset="|".join(config["data"]),
     model="|".join(MODELS),
+    retrofit="|".join(RETROFITS),
+    background="|".join(f"background{r.removeprefix('retrofit')}" for r in RETROFITS),
 
 
 def train_config(overrides):
@@ -85,9 +103,28 @@ def checkpoint_dir(*parts):
     return os.path.join(RESULTS, "checkpoints", *map(str, parts))
 
 
+def retrofit_config(name):
+    """The `retrofit` section (without recovery) with a variant's keys replaced."""
+    spec = {k: v for k, v in config["retrofit"].items() if k != "recovery"}
+    if name != "retrofit":
+        spec.update(VARIANTS[name.removeprefix("retrofit_")])
+    return spec
+
+
+def background_of(retrofit):
+    """Where a retrofit model's background statistics go: background, background_<variant>."""
+    return f"{RESULTS}/background{retrofit.removeprefix('retrofit')}"
+
+
+def retrofit_memory(retrofit):
+    return f"{RESULTS}/models/{retrofit}/memory.safetensors"
+
+
 def model_kind(model):
-    if model in ("base", "retrofit"):
+    if model == "base":
         return model
+    if model in RETROFITS:
+        return "retrofit"
     arm = model.rsplit("-seed", 1)[0]
     return ARM_KINDS[arm]
 
@@ -96,8 +133,8 @@ def model_artifact(model):
     """The file or folder that holds what a model adds to the base (None for the base)."""
     if model == "base":
         return None
-    if model == "retrofit":
-        return f"{RESULTS}/models/retrofit/memory.safetensors"
+    if model in RETROFITS:
+        return retrofit_memory(model)
     arm, seed = model.rsplit("-seed", 1)
     run = f"{RESULTS}/runs/{arm}/seed{seed}"
     if ARM_KINDS[arm] == "smf":

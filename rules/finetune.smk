@@ -44,8 +44,8 @@ use rule finetune_full as finetune_smf with:
     input:
         base="results/models/base",
         task=dataset_path(config["task"]["dataset"]),
-        memory=rules.retrofit.output.memory,
-        background=rules.background.output.stats,
+        memory=lambda wc: retrofit_memory(retrofit_of(wc.arm)),
+        background=lambda wc: f"{background_of(retrofit_of(wc.arm))}/stats.safetensors",
     output:
         artifact="results/runs/{arm}/seed{seed}/memory.safetensors",
         log="results/runs/{arm}/seed{seed}/train_log.jsonl",

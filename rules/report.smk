@@ -15,7 +15,7 @@ rule tables:
     conda:
         "../envs/smf.yaml"
     params:
-        arms=ARMS,
+        arms=RETROFITS[1:] + ARMS,  # after base and retrofit: retrofit variants, then arms
         probes=REPORT_PROBES,
         code=SMF_VERSION,
     script:

@@ -324,9 +324,13 @@ def test_qa_malformed():
     rows = [*rows[:2], {"context": "q? -> ", "answer": "a", "aliases": ["a"]}]
     with pytest.raises(DataError, match=r"record 2\b.*context"):
         prepare_qa(datasets.Dataset.from_list(rows), name="f")
-    bad_alias = [{"question": "q?", "answer": "a", "aliases": ["a", ""]}]
+    bad_alias = [{"question": "q?", "answer": "a", "aliases": ["a", None]}]
     with pytest.raises(DataError, match=r"record 0\b.*aliases"):
         prepare_qa(datasets.Dataset.from_list(bad_alias), name="p")
+    # an empty alias would match every prediction: it is dropped, the record kept and counted
+    empty_alias = [{"question": "q?", "answer": "a", "aliases": ["a", "", " ", "b"]}]
+    records, stats = prepare_qa(datasets.Dataset.from_list(empty_alias), name="p")
+    assert records[0]["aliases"] == ["a", "b"] and stats["empty_aliases_dropped"] == 2
 
 
 # ---------------------------------------------------------------- text

@@ -185,3 +185,39 @@ def test_eos_is_a_setting(tokenizer):
     assert [s[-1] for s in with_eos] == [eos] * 3
     assert [s + [eos] for s in without] == with_eos
     assert max(len(s) for s in tokenize(tokenizer, TEXTS, 8, append_eos=False)) == 8
+
+
+def test_paper3_biases_keep_the_additive_start_exact(tokenizer):
+    """Paper 3's bias layout adds gate and output biases with nn.Linear's default init (query
+    bias too); zero_init_output still zeroes the output bias, so the retrofit starts exact."""
+    base = make_tiny_qwen2(seed=0)
+    mem = MemoryConfig(hidden_size=64, n_keys=16, heads=2, topk=4, key_dim=16, paper3_biases=True)
+    model = retrofit(make_tiny_qwen2(seed=0), RetrofitConfig(layers=[1, 3], memory=mem))
+    for m in memories(model).values():
+        assert m.gate.bias.abs().sum() > 0 and m.query.bias.abs().sum() > 0
+        assert m.out.bias.abs().sum() == 0
+    batch = collate(tokenize(tokenizer, TEXTS[:2], 64), tokenizer.pad_token_id)
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, base(**batch).logits)
+    ours = retrofitted()
+    for m in memories(ours).values():
+        assert m.gate.bias is None and m.out.bias is None and m.query.bias.abs().sum() == 0
+
+
+def test_plus_s_arms_train_alpha_too(tokenizer, tmp_path):
+    """Paper 3's "+S" arms: values (selected rows) and each layer's alpha train, nothing else."""
+    model = retrofitted()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    bg = compute_background(model, tokenizer, BACKGROUND, batch_size=4, progress=False)
+    model, opt = setup_smf(model, train_cfg(), "masked_adamw", train_alpha=True)
+    selection = RowSelection(method="kl", top_t=TOP_T, background=bg, per="micro_batch")
+    train(
+        model, tokenizer, TEXTS, train_cfg(), opt, work_dir=tmp_path, fingerprint="x",
+        selection=selection, progress=False,
+    )  # fmt: skip
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved == {
+        f"model.layers.{i}.mlp.{p}" for i in (1, 3) for p in ("alpha", "memory.values")
+    }
+    with pytest.raises(ValueError, match="train_alpha needs optimizer masked_adamw"):
+        setup_smf(retrofitted(), train_cfg(), "adam", train_alpha=True)

@@ -6,6 +6,7 @@ trained models to show that tables rebuild from the cached evaluation files alon
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -94,6 +95,34 @@ def test_changing_one_arm_reruns_only_its_branch(demo):
     assert job_counts(out) == {
         "finetune_lora": 2, "evaluate": 2, "tables": 1, "figures": 1, "all": 1,
     }  # fmt: skip
+
+
+def test_a_retrofit_variant_is_its_own_cached_branch(demo):
+    """A `retrofit_variants` entry gets its own retrofit and background statistics; an SMF arm
+    naming it trains from them; the main retrofit's cached files are not touched."""
+    overlay = demo / "variant.yaml"
+    overlay.write_text(
+        "retrofit_variants: {replacement: {mode: replacement}}\n"
+        "arms:\n  smf_rep: {kind: smf, train: {lr: 2.0e-2},"
+        " smf: {method: kl, top_t: 64, retrofit: replacement}}\n"
+        "run_arms: [smf_rep]\nseeds: [0]\n"
+    )
+    cached = ["results/models/retrofit/memory.safetensors", "results/background/stats.safetensors"]
+    stamps = [(demo / f).stat().st_mtime_ns for f in cached]
+    targets = ["results/eval/smf_rep-seed0/medmcqa.json", "results/eval/retrofit_replacement/"
+               "medmcqa.json"]  # fmt: skip
+    snakemake(demo, *targets, "--cores", "2", *DEMO, str(overlay))
+    assert [(demo / f).stat().st_mtime_ns for f in cached] == stamps
+    variant = demo / "results/models/retrofit_replacement"
+    assert json.loads((variant / "memory.json").read_text())["mode"] == "replacement"
+    summary = json.loads((demo / "results/runs/smf_rep/seed0/summary.json").read_text())
+    digest = hashlib.sha256((variant / "memory.safetensors").read_bytes()).hexdigest()
+    assert summary["provenance"]["memory_sha256"] == digest
+    stats = summary["provenance"]["background"]
+    assert stats["memory_sha256"] == digest, stats
+    for model in ("smf_rep-seed0", "retrofit_replacement"):
+        result = json.loads((demo / f"results/eval/{model}/medmcqa.json").read_text())
+        assert 0 <= result["value"] <= 1
 
 
 def test_killed_finetune_resumes_to_the_uninterrupted_result(demo):

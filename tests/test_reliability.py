@@ -63,6 +63,25 @@ def merged_config(overlay: dict | None = None) -> dict:
         ({"base": {"model": "/no/such/model"}}, "base.model: local path '/no/such/model' does"),
         ({"demo": {"out_dir": "../../escape"}}, "demo.out_dir: '../../escape' resolves to "),
         ({"run_arms": ["full", "lorra"]}, "run_arms: ['lorra'] are not keys of `arms`"),
+        (
+            {"arms": {"smf_kl": {"smf": {"retrofit": "replace"}}}},
+            "arms.smf_kl.smf.retrofit: 'replace' is not a key of `retrofit_variants`",
+        ),
+        (
+            {"arms": {"smf_kl": {"smf": {"train_alpha": True}}}},
+            "arms.smf_kl.smf.train_alpha: needs optimizer masked_adamw",
+        ),
+        (
+            {
+                "retrofit_variants": {"rep": {"mode": "replacement"}},
+                "arms": {
+                    "smf_kl": {
+                        "smf": {"retrofit": "rep", "train_alpha": True, "optimizer": "masked_adamw"}
+                    }
+                },
+            },
+            "arms.smf_kl.smf.train_alpha: the replacement retrofit has no alpha",
+        ),  # fmt: skip
     ],
 )
 def test_cross_key_mistakes_name_the_key_first(tmp_path, overlay, first):

@@ -70,17 +70,29 @@ def setup_lora(model: PreTrainedModel, cfg: TrainConfig, lora: dict):
     return peft_model, adamw(trainable, cfg)
 
 
-def setup_smf(model: PreTrainedModel, cfg: TrainConfig, optimizer: str):
-    """Only the memory value tables train (paper 3's default, without its '+S' alphas)."""
+def setup_smf(model: PreTrainedModel, cfg: TrainConfig, optimizer: str, train_alpha: bool = False):
+    """Only the memory value tables train; with `train_alpha` also each layer's output scale
+    (paper 3's "+S" arms), which takes dense updates and so needs masked_adamw."""
     freeze(model)
     values = [m.values for m in memories(model).values()]
     if not values:
         raise ValueError("SMF needs a retrofitted model (no memory layers found)")
-    for v in values:
-        v.requires_grad_(True)
+    params = list(values)
+    if train_alpha:
+        if needs_sparse_grad(optimizer):
+            raise ValueError(
+                f"smf.train_alpha needs optimizer masked_adamw, not {optimizer!r}: the alphas "
+                "take dense updates"
+            )
+        alphas = [b.alpha for b in memory_blocks(model).values()]
+        if any(a is None for a in alphas):
+            raise ValueError("smf.train_alpha needs an additive retrofit: replacement has no alpha")
+        params += alphas
+    for p in params:
+        p.requires_grad_(True)
     set_sparse_values(model, needs_sparse_grad(optimizer))
     opt = make_optimizer(
-        optimizer, values, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
+        optimizer, params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
     )
     return model, opt
 

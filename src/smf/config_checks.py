@@ -150,11 +150,34 @@ def check_arms(config: Mapping) -> None:
         need = {"smf": "smf", "lora": "lora"}.get(spec["kind"])
         if need and need not in spec:
             raise ConfigError(f"arms.{arm}: kind {spec['kind']} needs a `{need}:` section")
+        if spec["kind"] == "smf":
+            check_smf_start(config, arm, spec["smf"])
         if spec["kind"] == "smf" and spec["smf"]["top_t"] > slots:
             raise ConfigError(
                 f"arms.{arm}.smf.top_t: {spec['smf']['top_t']} exceeds the memory's {slots} "
                 "slots (retrofit.memory.n_keys ** 2)"
             )
+
+
+def check_smf_start(config: Mapping, arm: str, smf: Mapping) -> None:
+    """The retrofit variant an SMF arm names exists, and alphas train only where they can."""
+    variants = config.get("retrofit_variants", {})
+    variant = smf.get("retrofit")
+    if variant is not None and variant not in variants:
+        raise ConfigError(
+            f"arms.{arm}.smf.retrofit: {variant!r} is not a key of `retrofit_variants` "
+            f"(have {sorted(variants)}); null means the main `retrofit`"
+        )
+    if not smf.get("train_alpha"):
+        return
+    if smf.get("optimizer") != "masked_adamw":
+        raise ConfigError(
+            f"arms.{arm}.smf.train_alpha: needs optimizer masked_adamw (the alphas take dense "
+            f"updates), got {smf.get('optimizer')!r}"
+        )
+    mode = {**config["retrofit"], **variants.get(variant, {})}.get("mode", "additive")
+    if mode != "additive":
+        raise ConfigError(f"arms.{arm}.smf.train_alpha: the {mode} retrofit has no alpha to train")
 
 
 def looks_like_local_path(model: str, workdir: Path) -> bool:

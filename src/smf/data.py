@@ -558,6 +558,7 @@ def prepare_qa(
     }
     _require_nonempty(ds, name, stats)
     records = [_qa_record(row, name, source_format) for row in _rows(ds, f"prepare {name}")]
+    stats["empty_aliases_dropped"] = sum(r.pop("empty_aliases") for r in records)
     return records, stats
 
 
@@ -586,28 +587,34 @@ def _qa_record(row: dict, name: str, source_format: str) -> dict:
             question = match["question"]
         else:
             question = _text_field(row, "question", name, index, allow_empty=False)
+    cleaned, empty = _clean_aliases(aliases, answer, name, index)
     return {
         "id": record_id,
         "question": question,
         "answer": answer,
-        "aliases": _clean_aliases(aliases, answer, name, index),
+        "aliases": cleaned,
+        "empty_aliases": empty,
     }
 
 
-def _clean_aliases(aliases: Any, answer: str, name: str, index: int) -> list[str]:
-    """Deduplicated aliases in source order, with the answer value first if it was missing."""
+def _clean_aliases(aliases: Any, answer: str, name: str, index: int) -> tuple[list[str], int]:
+    """Deduplicated aliases in source order, with the answer value first if it was missing,
+    and how many empty aliases were dropped (one would match every prediction; the record's
+    other aliases still count, so the record is kept and the count lands in the stats)."""
     if not isinstance(aliases, list):
         raise DataError(f"{name}: record {index}: field 'aliases' must be a list, got {aliases!r}")
     cleaned: list[str] = []
+    empty = 0
     for alias in aliases:
-        # An empty alias would be a substring of every prediction: reject it.
-        if not isinstance(alias, str) or not alias.strip():
+        if not isinstance(alias, str):
             raise DataError(f"{name}: record {index}: field 'aliases' has bad entry {alias!r}")
-        if alias not in cleaned:
+        if not alias.strip():
+            empty += 1
+        elif alias not in cleaned:
             cleaned.append(alias)
     if answer not in cleaned:
         cleaned.insert(0, answer)
-    return cleaned
+    return cleaned, empty
 
 
 # --------------------------------------------------------------------------------------------

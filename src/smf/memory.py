@@ -31,6 +31,9 @@ class MemoryConfig:
     swilu: bool = True  # Memory+ gating: out = W_o(read * silu(W_g x))
     query_bias: bool = True
     query_norm: bool = False  # LayerNorm on each head's query (no affine), padding-safe
+    # paper 3's code: biases on the gate and output projections too, and every bias (query's
+    # included) keeps nn.Linear's default init; ours: no projection biases, query bias zero
+    paper3_biases: bool = False
 
     def __post_init__(self) -> None:
         if self.value_dim is None:
@@ -86,9 +89,11 @@ class ProductKeyMemory(nn.Module):
         self.sub_keys = nn.Parameter(torch.empty(2, c.heads, c.n_keys, half, device=device))
         self.values = nn.Parameter(torch.empty(c.num_slots, c.value_dim, device=device))
         self.gate = (
-            nn.Linear(c.hidden_size, c.value_dim, bias=False, device=device) if c.swilu else None
+            nn.Linear(c.hidden_size, c.value_dim, bias=c.paper3_biases, device=device)
+            if c.swilu
+            else None
         )
-        self.out = nn.Linear(c.value_dim, c.hidden_size, bias=False, device=device)
+        self.out = nn.Linear(c.value_dim, c.hidden_size, bias=c.paper3_biases, device=device)
         self.sparse_values = False
         self.record = False
         self.last_indices: torch.Tensor | None = None
@@ -96,7 +101,8 @@ class ProductKeyMemory(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Paper 3 inits: sub-keys U(+-1/sqrt K), values, projections N(0, D^-1/2), query Xavier."""
+        """Paper 3 inits: sub-keys U(+-1/sqrt K), values, projections N(0, D^-1/2), query Xavier.
+        Biases: zero (ours) or, with `paper3_biases`, nn.Linear's default init left in place."""
         c = self.config
         if self.values.device.type == "meta":
             return
@@ -105,7 +111,7 @@ class ProductKeyMemory(nn.Module):
         std = c.hidden_size**-0.5
         self.values.normal_(0.0, std)
         nn.init.xavier_uniform_(self.query.weight)
-        if self.query.bias is not None:
+        if self.query.bias is not None and not c.paper3_biases:
             self.query.bias.zero_()
         if self.gate is not None:
             self.gate.weight.normal_(0.0, std)

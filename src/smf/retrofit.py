@@ -114,6 +114,8 @@ def retrofit(model: PreTrainedModel, config: RetrofitConfig, seed: int = 0) -> P
             if config.mode == "additive":
                 if config.zero_init_output:
                     nn.init.zeros_(memory.out.weight)
+                    if memory.out.bias is not None:
+                        nn.init.zeros_(memory.out.bias)
                 new = MemoryBlock(mlp, memory, config.alpha_init)
             else:
                 new = MemoryBlock(None, memory, config.alpha_init)

@@ -268,7 +268,9 @@ def finetune(
         background = BackgroundStats.load(background_path) if smf_cfg["method"] != "count" else None
         if background is not None:  # statistics of another memory would select wrong rows
             provenance.check_background(background, background_path, memory_path)
-        model, opt = arms.setup_smf(model, tcfg, smf_cfg["optimizer"])
+        model, opt = arms.setup_smf(
+            model, tcfg, smf_cfg["optimizer"], train_alpha=smf_cfg["train_alpha"]
+        )
         selection = RowSelection(
             method=smf_cfg["method"],
             top_t=smf_cfg["top_t"],
