@@ -47,7 +47,10 @@ def test_demo_and_paper_profiles_build_their_dags(workflow):
     assert proc.returncode == 0, proc.stderr[-2000:]
     paper = snakemake(workflow, "--quiet", "rules")
     assert paper.returncode == 0, paper.stderr[-2000:]
-    # 6 arms (2 of them paper 3's exact SMF) x 3 seeds, 2 + 18 model evaluations, 6 datasets
-    for rule, n in [("finetune_smf", 12), ("finetune_lora", 3), ("finetune_full", 3),
-                    ("evaluate", 20), ("prepare_data", 6)]:  # fmt: skip
+    # 10 arms x 3 seeds: full, LoRA, our 2 SMF arms and paper 3's 6 (additive, replacement,
+    # additive+S, each with TF-IDF and KL); a second retrofit (replacement) with its own
+    # background; base + 2 retrofits + 30 model evaluations; 6 datasets
+    for rule, n in [("finetune_smf", 24), ("finetune_lora", 3), ("finetune_full", 3),
+                    ("retrofit", 2), ("background", 2), ("evaluate", 33),
+                    ("prepare_data", 6)]:  # fmt: skip
         assert f"{rule} {n}" in " ".join(paper.stdout.split()), rule

@@ -343,6 +343,7 @@ def tiny_config() -> dict:
         config["data"][name]["limit"] = limit
     smf = {**config["arms"]["smf_tfidf"]["smf"], "top_t": 8}
     config["arms"] = {"smf_tfidf": {**config["arms"]["smf_tfidf"], "smf": smf}}
+    config["run_arms"] = None
     return config
 
 

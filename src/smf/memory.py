@@ -124,7 +124,8 @@ class ProductKeyMemory(nn.Module):
         if c.query_norm:
             q = F.layer_norm(q, (c.key_dim,))
         halves = q.float().view(-1, c.heads, 2, c.key_dim // 2).permute(2, 1, 0, 3)  # (2,H,T,K/2)
-        sub_scores = halves @ self.sub_keys.float().transpose(-1, -2)  # (2, H, T, n_keys), fp32
+        with torch.autocast(x.device.type, enabled=False):  # slot choice in fp32, also under amp
+            sub_scores = halves @ self.sub_keys.float().transpose(-1, -2)  # (2, H, T, n_keys)
         top, idx = sub_scores.topk(c.topk, dim=-1, sorted=False)  # (2, H, T, k): one call
         top, idx = top.permute(0, 2, 1, 3), idx.permute(0, 2, 1, 3)  # (2, T, H, k)
         top1, top2, idx1, idx2 = top[0], top[1], idx[0], idx[1]

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from smf import arms, data, gguf, lock, probes, prompts, provenance
+from smf import arms, data, gguf, lock, precision, probes, prompts, provenance
 from smf.joblog import log_to as log_to  # re-exported: every rule script uses it
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, load_retrofitted, retrofit, save_memory
@@ -182,12 +182,13 @@ def retrofit_and_recover(
     """Attach memories to the frozen base and warm them up densely on the recovery corpus."""
     dev = arms.resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    tcfg = TrainConfig(seed=cfg["seed"], **train_cfg)
+    dtype = precision.load_dtype(tcfg.precision, False, dev)  # the base stays frozen
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
     rcfg = retrofit_config(base_dir, cfg)
     rcfg.extra.update(provenance.base_identity(base_dir))  # memory.json records its base
     retrofit(model, rcfg, seed=cfg["seed"])
     model.to(dev)
-    tcfg = TrainConfig(seed=cfg["seed"], **train_cfg)
     model, opt = arms.setup_recovery(model, tcfg)
     texts = texts_of(recovery_corpus)
     result = train(
@@ -231,6 +232,10 @@ def background_stats(
 # --------------------------------------------------------------------------- finetune
 
 
+# arms.<arm>.smf keys -> RowSelection fields (absent keys keep RowSelection's defaults)
+SELECTION_KEYS = {"count_tokens": "count_tokens", "select_per": "per", "kl_eps": "kl_eps"}
+
+
 def task_texts(task_path: str | Path, header: str) -> list[str]:
     return [prompts.mcq_training_text(r, header=header) for r in data.read_jsonl(task_path)]
 
@@ -261,7 +266,8 @@ def finetune(
     torch.manual_seed(seed)
     selection = None
     if kind == "smf":
-        model = load_retrofitted(base_dir, memory_path, dtype=torch.float32).to(dev)
+        dtype = precision.load_dtype(tcfg.precision, False, dev)
+        model = load_retrofitted(base_dir, memory_path, dtype=dtype).to(dev)
         smf_cfg = arm_cfg["smf"]
         if smf_cfg["method"] not in METHODS:
             raise ValueError(f"arms.{arm}.smf.method must be one of {METHODS}")
@@ -269,18 +275,17 @@ def finetune(
         if background is not None:  # statistics of another memory would select wrong rows
             provenance.check_background(background, background_path, memory_path)
         model, opt = arms.setup_smf(
-            model, tcfg, smf_cfg["optimizer"], train_alpha=smf_cfg["train_alpha"]
+            model, tcfg, smf_cfg["optimizer"], train_alpha=smf_cfg.get("train_alpha", False)
         )
         selection = RowSelection(
             method=smf_cfg["method"],
             top_t=smf_cfg["top_t"],
             background=background,
-            count_tokens=smf_cfg["count_tokens"],
-            per=smf_cfg["select_per"],
-            kl_eps=smf_cfg["kl_eps"],
+            **{field: smf_cfg[key] for key, field in SELECTION_KEYS.items() if key in smf_cfg},
         )
     else:
-        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(dev)
+        dtype = precision.load_dtype(tcfg.precision, kind == "full", dev)
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype).to(dev)
         if kind == "full":
             model, opt = arms.setup_full(model, tcfg, arm_cfg.get("gradient_checkpointing", False))
         elif kind == "lora":

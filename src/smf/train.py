@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
+from smf import precision
 from smf.checkpoint import Checkpointer
 from smf.retrofit import memories
 from smf.selection import select_rows
@@ -61,6 +62,7 @@ class TrainConfig:
     checkpoint_minutes: float = 0.0  # also checkpoint once this much wall time passed (0: never)
     append_eos: bool = True  # end each training text with EOS [ours]; paper 3's code does not
     loss_weighting: str = "micro_batch_mean"  # one of LOSS_WEIGHTINGS
+    precision: str = "fp32"  # fp32 | bf16_autocast | bf16 (see smf.precision)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -69,6 +71,7 @@ class TrainConfig:
             raise ValueError(
                 f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}"
             )
+        precision.check(self.precision)
         self.betas = tuple(self.betas)
 
 
@@ -228,7 +231,7 @@ def accumulate_gradients(
     for ids, weight in zip(micro, loss_weights(micro, seqs, cfg.loss_weighting), strict=True):
         batch = {k: v.to(device) for k, v in collate([seqs[i] for i in ids], pad_id).items()}
         if selection:
-            with recording(model):
+            with recording(model), precision.autocast(cfg.precision, device):
                 out = model(**batch)
                 counter.add(model, selection.token_mask(batch))
             if per_micro:  # the hooks cut this micro-batch's gradient to its own rows
@@ -236,7 +239,8 @@ def accumulate_gradients(
                 for layer, rows in current.items():
                     touched.setdefault(layer, []).append(rows)
         else:
-            out = model(**batch)
+            with precision.autocast(cfg.precision, device):
+                out = model(**batch)
         loss = out.loss
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -267,6 +271,7 @@ def train(
     """
     if not texts:
         raise ValueError("training set is empty")
+    precision.allow_tf32(next(model.parameters()).device)
     seqs = tokenize(tokenizer, texts, cfg.max_length, cfg.append_eos)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_steps = total_steps(len(seqs), cfg)
