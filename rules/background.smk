@@ -3,16 +3,16 @@ rule background:
     input:
         base="results/models/base",
         memory=lambda wc: retrofit_memory(
-            f"retrofit{wc.background.removeprefix('background')}"
+            "retrofit" + wc.background.removeprefix("background"), wc.get("seed")
         ),
         corpus=dataset_path(config["background"]["dataset"]),
     output:
-        stats="results/{background}/stats.safetensors",
-        summary="results/{background}/summary.json",
+        stats=f"results/{{background}}{SEED_DIR}/stats.safetensors",
+        summary=f"results/{{background}}{SEED_DIR}/summary.json",
     log:
-        "logs/{background}.log",
+        f"logs/{{background}}{SEED_DIR}.log",
     benchmark:
-        "results/benchmarks/{background}.tsv"
+        f"results/benchmarks/{{background}}{SEED_DIR}.tsv"
     conda:
         "../envs/smf.yaml"
     threads: SEQUENTIAL_STAGE_THREADS

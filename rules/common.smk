@@ -44,8 +44,25 @@ RETROFITS = list(
         ["retrofit"] + [retrofit_of(a) for a in ARMS if ARM_KINDS[a] == "smf"]
     )
 )
-MODELS = RETROFITS + [f"{arm}-seed{seed}" for arm in ARMS for seed in SEEDS]
-MODELS.insert(0, "base")
+# seeding per_run (paper 3's code): each seed shuffles its own task subset and builds its own
+# retrofit and background; shared: one of each (retrofit.seed) for every seed
+PER_RUN = config["seeding"] == "per_run"
+SEED_DIR = (
+    "/seed{seed}" if PER_RUN else ""
+)  # inside each retrofit and background folder
+RETROFIT_MODELS = (
+    [f"{r}-seed{s}" for r in RETROFITS for s in SEEDS] if PER_RUN else RETROFITS
+)
+STD_NOTE = (
+    f"± is the std over seeds {SEEDS} of the whole chain: each seed has its own task "
+    "shuffle, retrofit, recovery and background (seeding: per_run, as paper 3's code)."
+    if PER_RUN
+    else f"± is the std over seeds {SEEDS} of the finetuning only: one task subset, retrofit "
+    "and background serve every seed (seeding: shared)."
+)
+MODELS = ["base", *RETROFIT_MODELS] + [
+    f"{arm}-seed{seed}" for arm in ARMS for seed in SEEDS
+]
 # qa probes that also report retention on the base model's correct answers (rules/retention.smk)
 RETENTION_PROBES = [p for p, spec in config["probes"].items() if spec.get("retention")]
 REPORT_PROBES = [
@@ -103,27 +120,40 @@ def checkpoint_dir(*parts):
     return os.path.join(RESULTS, "checkpoints", *map(str, parts))
 
 
-def retrofit_config(name):
-    """The `retrofit` section (without recovery) with a variant's keys replaced."""
+def retrofit_config(wildcards):
+    """The `retrofit` section (without recovery) with a variant's keys replaced; per_run
+    seeding also replaces its seed with the run's."""
     spec = {k: v for k, v in config["retrofit"].items() if k != "recovery"}
-    if name != "retrofit":
-        spec.update(VARIANTS[name.removeprefix("retrofit_")])
+    if wildcards.retrofit != "retrofit":
+        spec.update(VARIANTS[wildcards.retrofit.removeprefix("retrofit_")])
+    if PER_RUN:
+        spec["seed"] = int(wildcards.seed)
     return spec
 
 
-def background_of(retrofit):
-    """Where a retrofit model's background statistics go: background, background_<variant>."""
-    return f"{RESULTS}/background{retrofit.removeprefix('retrofit')}"
+def seed_folder(seed):
+    return f"/seed{seed}" if PER_RUN else ""
 
 
-def retrofit_memory(retrofit):
-    return f"{RESULTS}/models/{retrofit}/memory.safetensors"
+def background_of(retrofit, seed):
+    """A retrofit model's background statistics folder: background[_<variant>][/seed<n>]."""
+    return f"{RESULTS}/background{retrofit.removeprefix('retrofit')}{seed_folder(seed)}"
+
+
+def retrofit_memory(retrofit, seed=None):
+    return f"{RESULTS}/models/{retrofit}{seed_folder(seed)}/memory.safetensors"
+
+
+def task_path(seed):
+    """The task's training records: one file, or (per_run) one shuffle per seed."""
+    name = config["task"]["dataset"]
+    return f"{RESULTS}/data/{name}.seed{seed}.jsonl" if PER_RUN else dataset_path(name)
 
 
 def model_kind(model):
     if model == "base":
         return model
-    if model in RETROFITS:
+    if model in RETROFIT_MODELS:
         return "retrofit"
     arm = model.rsplit("-seed", 1)[0]
     return ARM_KINDS[arm]
@@ -133,8 +163,9 @@ def model_artifact(model):
     """The file or folder that holds what a model adds to the base (None for the base)."""
     if model == "base":
         return None
-    if model in RETROFITS:
-        return retrofit_memory(model)
+    if model in RETROFIT_MODELS:
+        name, _, seed = model.partition("-seed")
+        return retrofit_memory(name, seed)
     arm, seed = model.rsplit("-seed", 1)
     run = f"{RESULTS}/runs/{arm}/seed{seed}"
     if ARM_KINDS[arm] == "smf":

@@ -14,3 +14,14 @@ rule prepare_data:
         code=SMF_VERSION,
     script:
         "../workflow/scripts/prepare_data.py"
+
+
+use rule prepare_data as prepare_task_shuffle with:
+    output:
+        "results/data/{dataset}.seed{seed}.jsonl",
+        stats="results/data/{dataset}.seed{seed}.stats.json",
+    log:
+        "logs/data/{dataset}.seed{seed}.log",
+    params:
+        spec=lambda wc: {**config["data"][wc.dataset], "shuffle_seed": int(wc.seed)},
+        code=SMF_VERSION,

@@ -5,7 +5,7 @@
 rule finetune_full:
     input:
         base="results/models/base",
-        task=dataset_path(config["task"]["dataset"]),
+        task=lambda wc: task_path(wc.seed),
     output:
         artifact=directory("results/runs/{arm}/seed{seed}/model"),
         log="results/runs/{arm}/seed{seed}/train_log.jsonl",
@@ -43,9 +43,9 @@ use rule finetune_full as finetune_lora with:
 use rule finetune_full as finetune_smf with:
     input:
         base="results/models/base",
-        task=dataset_path(config["task"]["dataset"]),
-        memory=lambda wc: retrofit_memory(retrofit_of(wc.arm)),
-        background=lambda wc: f"{background_of(retrofit_of(wc.arm))}/stats.safetensors",
+        task=lambda wc: task_path(wc.seed),
+        memory=lambda wc: retrofit_memory(retrofit_of(wc.arm), wc.seed),
+        background=lambda wc: f"{background_of(retrofit_of(wc.arm), wc.seed)}/stats.safetensors",
     output:
         artifact="results/runs/{arm}/seed{seed}/memory.safetensors",
         log="results/runs/{arm}/seed{seed}/train_log.jsonl",

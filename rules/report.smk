@@ -17,6 +17,7 @@ rule tables:
     params:
         arms=RETROFITS[1:] + ARMS,  # after base and retrofit: retrofit variants, then arms
         probes=REPORT_PROBES,
+        note=STD_NOTE,
         code=SMF_VERSION,
     script:
         "../workflow/scripts/tables.py"

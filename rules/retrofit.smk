@@ -5,23 +5,23 @@ rule retrofit:
         base="results/models/base",
         recovery=dataset_path(config["retrofit"]["recovery"]["dataset"]),
     output:
-        memory="results/models/{retrofit}/memory.safetensors",
-        config="results/models/{retrofit}/memory.json",
-        log="results/models/{retrofit}/recovery_log.jsonl",
+        memory=f"results/models/{{retrofit}}{SEED_DIR}/memory.safetensors",
+        config=f"results/models/{{retrofit}}{SEED_DIR}/memory.json",
+        log=f"results/models/{{retrofit}}{SEED_DIR}/recovery_log.jsonl",
     log:
-        "logs/{retrofit}.log",
+        f"logs/{{retrofit}}{SEED_DIR}.log",
     benchmark:
-        "results/benchmarks/{retrofit}.tsv"
+        f"results/benchmarks/{{retrofit}}{SEED_DIR}.tsv"
     conda:
         "../envs/smf.yaml"
     threads: SEQUENTIAL_STAGE_THREADS
     resources:
         gpu=GPU,
     params:
-        retrofit=lambda wc: retrofit_config(wc.retrofit),
+        retrofit=retrofit_config,
         train=train_config(config["retrofit"]["recovery"]["train"]),
         device=DEVICE,
-        work_dir=lambda wc: checkpoint_dir(wc.retrofit),
+        work_dir=lambda wc: checkpoint_dir(wc.retrofit + seed_folder(wc.get("seed"))),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/retrofit.py"

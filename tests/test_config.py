@@ -48,9 +48,27 @@ def test_demo_and_paper_profiles_build_their_dags(workflow):
     paper = snakemake(workflow, "--quiet", "rules")
     assert paper.returncode == 0, paper.stderr[-2000:]
     # 10 arms x 3 seeds: full, LoRA, our 2 SMF arms and paper 3's 6 (additive, replacement,
-    # additive+S, each with TF-IDF and KL); a second retrofit (replacement) with its own
-    # background; base + 2 retrofits + 30 model evaluations; 6 datasets
+    # additive+S, each with TF-IDF and KL); seeding per_run: 2 retrofits (additive,
+    # replacement) with their backgrounds and a task shuffle per seed; base + 6 retrofits + 30
+    # model evaluations; 5 shared datasets
     for rule, n in [("finetune_smf", 24), ("finetune_lora", 3), ("finetune_full", 3),
-                    ("retrofit", 2), ("background", 2), ("evaluate", 33),
-                    ("prepare_data", 6)]:  # fmt: skip
+                    ("retrofit", 6), ("background", 6), ("evaluate", 37),
+                    ("prepare_data", 5), ("prepare_task_shuffle", 3)]:  # fmt: skip
         assert f"{rule} {n}" in " ".join(paper.stdout.split()), rule
+
+
+def test_per_run_seeding_gives_each_seed_its_own_chain(workflow):
+    """seeding: per_run (paper 3's code): seed 1's SMF run reads seed 1's task shuffle, retrofit
+    and background statistics; shared (the demo's default) reads the one shared chain."""
+    target = "results/runs/smf_kl/seed1/summary.json"
+    per_run = dry_run(workflow, "seeding: per_run\n")
+    assert per_run.returncode == 0, per_run.stderr[-2000:]
+    proc = snakemake(workflow, target, "--configfile", "config/demo.yaml", "overlay.yaml")
+    job = proc.stdout.split("rule finetune_smf:")[1].split("\n\n")[0]
+    for path in ("results/data/medmcqa_train.seed1.jsonl",
+                 "results/models/retrofit/seed1/memory.safetensors",
+                 "results/background/seed1/stats.safetensors"):  # fmt: skip
+        assert path in job, job
+    shared = snakemake(workflow, target, "--configfile", "config/demo.yaml")
+    job = shared.stdout.split("rule finetune_smf:")[1].split("\n\n")[0]
+    assert "results/models/retrofit/memory.safetensors" in job and "seed1/stats" not in job, job

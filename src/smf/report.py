@@ -342,8 +342,11 @@ def write_tables(
     *,
     arm_labels: Mapping[str, str] | None = None,
     probe_labels: Mapping[str, str] = PROBE_LABELS,
+    note: str | None = None,
 ) -> None:
     """Write ``main_table`` output as raw CSV plus formatted Markdown and booktabs LaTeX.
+
+    ``note`` (e.g. what the ± covers) follows the Markdown table and ends the LaTeX as a comment.
 
     ``metrics`` maps probe -> metric ("accuracy" | "perplexity"): it picks the number format
     (accuracy in % with 1 decimal, perplexity with 2) and must agree with the eval JSONs. Arrows
@@ -381,13 +384,14 @@ def write_tables(
     table.to_csv(out_csv)
 
     md = _display_table(table, probes, metrics, higher, MD_SYMBOLS, False, labels, probe_labels)
-    Path(out_md).write_text(md.to_markdown(index=False) + "\n", encoding="utf-8")
+    footer = f"\n{note}\n" if note else ""
+    Path(out_md).write_text(md.to_markdown(index=False) + "\n" + footer, encoding="utf-8")
 
     tex = _display_table(table, probes, metrics, higher, TEX_SYMBOLS, True, labels, probe_labels)
     latex = tex.style.hide(axis="index").to_latex(
         hrules=True, column_format="l" + "c" * (tex.shape[1] - 1)
     )
-    Path(out_tex).write_text(latex, encoding="utf-8")
+    Path(out_tex).write_text(latex + (f"% {note}\n" if note else ""), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,13 +14,17 @@ from smf import report
 
 
 def build_tables(
-    eval_paths: list[str], arms_order: list[str], probe_order: list[str], out: dict
+    eval_paths: list[str],
+    arms_order: list[str],
+    probe_order: list[str],
+    out: dict,
+    note: str | None = None,
 ) -> pd.DataFrame:
     """main.csv / .md / .tex from cached eval JSONs; no model is loaded."""
     df = report.load_eval_results(eval_paths)
     table = report.main_table(df, row_order=arms_order, probe_order=probe_order)
     metrics = {p: table.attrs["metric"][p] for p in probe_order}
-    report.write_tables(table, out["csv"], out["md"], out["tex"], metrics=metrics)
+    report.write_tables(table, out["csv"], out["md"], out["tex"], metrics=metrics, note=note)
     return table
 
 

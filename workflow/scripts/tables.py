@@ -14,5 +14,6 @@ with log_to(snakemake.log[0]):
         list(snakemake.params.arms),
         list(snakemake.params.probes),
         dict(snakemake.output.items()),
+        note=snakemake.params.note,
     )
     print(table.to_string())
