@@ -17,6 +17,7 @@ rule background:
         "../envs/smf.yaml"
     threads: SEQUENTIAL_STAGE_THREADS
     resources:
+        **job_resources("background"),
         gpu=GPU,
     params:
         max_length=config["background"]["max_length"],

@@ -21,6 +21,7 @@ rule base_model:
         "../envs/smf.yaml"
     threads: SEQUENTIAL_STAGE_THREADS
     resources:
+        **job_resources("base_model"),
         gpu=GPU,
     params:
         base=config["base"],

@@ -194,3 +194,13 @@ def arm_models(arm):
 def report_eval_files(models=MODELS):
     """Every eval JSON the report reads: the probes' and the retention files."""
     return [f"{RESULTS}/eval/{m}/{p}.json" for m in models for p in REPORT_PROBES]
+
+
+def job_resources(stage):
+    """A stage's cluster request (config job_resources) as the Slurm executor's resources."""
+    spec = config["job_resources"][stage]
+    return {
+        "mem_mb": spec["mem_mb"],
+        "runtime": spec["runtime"],
+        "cpus_per_task": spec["cpus"],
+    }

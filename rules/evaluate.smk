@@ -11,6 +11,7 @@ rule evaluate:
     conda:
         "../envs/smf.yaml"
     resources:
+        **job_resources("evaluate"),
         gpu=GPU,
     params:
         kind=lambda wc: model_kind(wc.model),

@@ -19,6 +19,7 @@ rule finetune_full:
     conda:
         "../envs/smf.yaml"
     resources:
+        **job_resources("finetune"),
         gpu=GPU,
     params:
         arm_cfg=lambda wc: config["arms"][wc.arm],

@@ -16,6 +16,7 @@ rule retrofit:
         "../envs/smf.yaml"
     threads: SEQUENTIAL_STAGE_THREADS
     resources:
+        **job_resources("retrofit"),
         gpu=GPU,
     params:
         retrofit=retrofit_config,
