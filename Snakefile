@@ -23,6 +23,18 @@ include: "rules/retention.smk"
 include: "rules/report.smk"
 
 
+# On a cluster these run where Snakemake runs, not as jobs: they are quick, need no GPU, and
+# the data ones download from the hub, which compute nodes often cannot reach.
+localrules:
+    demo_world,
+    prepare_data,
+    prepare_task_shuffle,
+    retention_set,
+    retention,
+    tables,
+    figures,
+
+
 rule all:
     default_target: True
     input:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
@@ -135,3 +138,49 @@ def smollm2(smollm2_dir: Path):
 
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
     return model, AutoTokenizer.from_pretrained(smollm2_dir)
+
+
+# --------------------------------------------------------------------------- a tiny finished run
+
+
+def tiny_config() -> dict:
+    """The demo profile shrunk to one SMF arm, one seed and a few records (one Snakemake run)."""
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    update_config(config, yaml.safe_load((REPO / "config/demo.yaml").read_text()))
+    update_config(
+        config,
+        {
+            "seeds": [0],
+            "base": {"demo": {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2,
+                              "num_heads": 2, "num_kv_heads": 1,
+                              "pretrain": {"epochs": 1, "max_length": 64}}},
+            "retrofit": {"layers": [1], "memory": {"n_keys": 8, "heads": 1, "topk": 4,
+                                                   "key_dim": 16},
+                         "recovery": {"train": {"epochs": 1, "max_length": 64}}},
+            "background": {"max_length": 64},
+            "train": {"epochs": 1, "max_length": 64},
+            "probes": {"wikitext": {"limit": 4, "max_length": 64, "stride": 32},
+                       "triviaqa": {"max_new_tokens": 4}},
+        },
+    )  # fmt: skip
+    for name, limit in [("medmcqa_train", 32), ("medmcqa", 8), ("triviaqa", 8),
+                        ("background", 16), ("recovery", 16)]:  # fmt: skip
+        config["data"][name]["limit"] = limit
+    smf = {**config["arms"]["smf_tfidf"]["smf"], "top_t": 8}
+    config["arms"] = {"smf_tfidf": {**config["arms"]["smf_tfidf"], "smf": smf}}
+    config["run_arms"] = None
+    return config
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory) -> Path:
+    """One small finished run, built once per session (tests copy it): the demo DAG on a tiny
+    model and a few records."""
+    root = copy_workflow(tmp_path_factory.mktemp("finished"))
+    (root / "config/config.yaml").write_text(yaml.safe_dump(tiny_config(), sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "all", "--cores", "2"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root

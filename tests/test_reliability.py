@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import copy_workflow, make_tiny_qwen2
+from conftest import make_tiny_qwen2
 
 from smf import data, lock, stages
 from smf.arms import setup_full, setup_smf
@@ -314,49 +314,6 @@ def snakemake(cwd: Path, *args: str, overlay: bool = False) -> subprocess.Comple
     configs = ["--configfile", "overlay.yaml"] if overlay else []
     cmd = [*SNAKEMAKE, "--cores", "1", *args, *configs]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
-
-
-def tiny_config() -> dict:
-    """The demo profile shrunk to one SMF arm, one seed and a few records (one Snakemake run)."""
-    from snakemake.utils import update_config
-
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    update_config(config, yaml.safe_load((REPO / "config/demo.yaml").read_text()))
-    update_config(
-        config,
-        {
-            "seeds": [0],
-            "base": {"demo": {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2,
-                              "num_heads": 2, "num_kv_heads": 1,
-                              "pretrain": {"epochs": 1, "max_length": 64}}},
-            "retrofit": {"layers": [1], "memory": {"n_keys": 8, "heads": 1, "topk": 4,
-                                                   "key_dim": 16},
-                         "recovery": {"train": {"epochs": 1, "max_length": 64}}},
-            "background": {"max_length": 64},
-            "train": {"epochs": 1, "max_length": 64},
-            "probes": {"wikitext": {"limit": 4, "max_length": 64, "stride": 32},
-                       "triviaqa": {"max_new_tokens": 4}},
-        },
-    )  # fmt: skip
-    for name, limit in [("medmcqa_train", 32), ("medmcqa", 8), ("triviaqa", 8),
-                        ("background", 16), ("recovery", 16)]:  # fmt: skip
-        config["data"][name]["limit"] = limit
-    smf = {**config["arms"]["smf_tfidf"]["smf"], "top_t": 8}
-    config["arms"] = {"smf_tfidf": {**config["arms"]["smf_tfidf"], "smf": smf}}
-    config["run_arms"] = None
-    return config
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """One small finished run, built once: the demo DAG on a tiny model and a few records."""
-    root = copy_workflow(tmp_path_factory.mktemp("finished"))
-    (root / "config/config.yaml").write_text(yaml.safe_dump(tiny_config(), sort_keys=False))
-    proc = subprocess.run(
-        [*SNAKEMAKE, "all", "--cores", "2"], cwd=root, capture_output=True, text=True, timeout=1800
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return root
 
 
 @pytest.fixture()
