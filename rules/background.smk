@@ -3,16 +3,16 @@ rule background:
     input:
         base="results/models/base",
         memory=lambda wc: retrofit_memory(
-            "retrofit" + wc.background.removeprefix("background"), wc.get("seed")
+            f"retrofit{wc.background.removeprefix('background')}", wc.get("seed")
         ),
         corpus=dataset_path(config["background"]["dataset"]),
     output:
-        stats=f"results/{{background}}{SEED_DIR}/stats.safetensors",
-        summary=f"results/{{background}}{SEED_DIR}/summary.json",
+        stats=f"results/{BACKGROUND_RUN}/stats.safetensors",
+        summary=f"results/{BACKGROUND_RUN}/summary.json",
     log:
-        f"logs/{{background}}{SEED_DIR}.log",
+        f"logs/{BACKGROUND_RUN}.log",
     benchmark:
-        f"results/benchmarks/{{background}}{SEED_DIR}.tsv"
+        f"results/benchmarks/{BACKGROUND_RUN}.tsv"
     conda:
         "../envs/smf.yaml"
     threads: SEQUENTIAL_STAGE_THREADS

@@ -47,9 +47,9 @@ RETROFITS = list(
 # seeding per_run (paper 3's code): each seed shuffles its own task subset and builds its own
 # retrofit and background; shared: one of each (retrofit.seed) for every seed
 PER_RUN = config["seeding"] == "per_run"
-SEED_DIR = (
-    "/seed{seed}" if PER_RUN else ""
-)  # inside each retrofit and background folder
+# one folder per seed inside each retrofit and background folder under per_run seeding
+RETROFIT_RUN = "{retrofit}/seed{seed}" if PER_RUN else "{retrofit}"
+BACKGROUND_RUN = "{background}/seed{seed}" if PER_RUN else "{background}"
 RETROFIT_MODELS = (
     [f"{r}-seed{s}" for r in RETROFITS for s in SEEDS] if PER_RUN else RETROFITS
 )
@@ -131,17 +131,15 @@ def retrofit_config(wildcards):
     return spec
 
 
-def seed_folder(seed):
-    return f"/seed{seed}" if PER_RUN else ""
-
-
 def background_of(retrofit, seed):
     """A retrofit model's background statistics folder: background[_<variant>][/seed<n>]."""
-    return f"{RESULTS}/background{retrofit.removeprefix('retrofit')}{seed_folder(seed)}"
+    name = f"background{retrofit.removeprefix('retrofit')}"
+    return f"{RESULTS}/{BACKGROUND_RUN.format(background=name, seed=seed)}"
 
 
 def retrofit_memory(retrofit, seed=None):
-    return f"{RESULTS}/models/{retrofit}{seed_folder(seed)}/memory.safetensors"
+    folder = RETROFIT_RUN.format(retrofit=retrofit, seed=seed)
+    return f"{RESULTS}/models/{folder}/memory.safetensors"
 
 
 def task_path(seed):

@@ -5,13 +5,13 @@ rule retrofit:
         base="results/models/base",
         recovery=dataset_path(config["retrofit"]["recovery"]["dataset"]),
     output:
-        memory=f"results/models/{{retrofit}}{SEED_DIR}/memory.safetensors",
-        config=f"results/models/{{retrofit}}{SEED_DIR}/memory.json",
-        log=f"results/models/{{retrofit}}{SEED_DIR}/recovery_log.jsonl",
+        memory=f"results/models/{RETROFIT_RUN}/memory.safetensors",
+        config=f"results/models/{RETROFIT_RUN}/memory.json",
+        log=f"results/models/{RETROFIT_RUN}/recovery_log.jsonl",
     log:
-        f"logs/{{retrofit}}{SEED_DIR}.log",
+        f"logs/{RETROFIT_RUN}.log",
     benchmark:
-        f"results/benchmarks/{{retrofit}}{SEED_DIR}.tsv"
+        f"results/benchmarks/{RETROFIT_RUN}.tsv"
     conda:
         "../envs/smf.yaml"
     threads: SEQUENTIAL_STAGE_THREADS
@@ -22,7 +22,9 @@ rule retrofit:
         retrofit=retrofit_config,
         train=train_config(config["retrofit"]["recovery"]["train"]),
         device=DEVICE,
-        work_dir=lambda wc: checkpoint_dir(wc.retrofit + seed_folder(wc.get("seed"))),
+        work_dir=lambda wc: checkpoint_dir(
+            RETROFIT_RUN.format(retrofit=wc.retrofit, seed=wc.get("seed"))
+        ),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/retrofit.py"
