@@ -18,6 +18,7 @@ rule evaluate:
         probes=config["probes"],
         batch_size=config["eval"]["batch_size"],
         dtype=config["eval"]["dtype"],
+        memory_dtype=config["eval"]["memory_dtype"],
         header=config["task"]["header"],
         device=DEVICE,
         code=SMF_VERSION,

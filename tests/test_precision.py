@@ -81,3 +81,22 @@ def test_smf_under_autocast_keeps_fp32_memory_and_moves_only_values(tokenizer, t
     assert model.model.embed_tokens.weight.dtype == torch.bfloat16
     moved = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert moved == {f"model.layers.{i}.mlp.memory.values" for i in (1, 3)}
+
+
+def test_memory_cast_with_the_model_still_runs(tokenizer):
+    """eval.memory_dtype: model (paper 3's evaluation casts the whole model, memory included)."""
+    from smf.retrofit import memory_blocks
+    from smf.train import collate, tokenize
+
+    mem = MemoryConfig(hidden_size=64, n_keys=16, heads=2, topk=4, key_dim=16)
+    model = retrofit(make_tiny_qwen2(seed=0), RetrofitConfig(layers=[1, 3], memory=mem))
+    batch = collate(tokenize(tokenizer, TEXTS[:2], 64), tokenizer.pad_token_id)
+    with torch.no_grad():
+        ref = model(**batch).logits
+        model.to(torch.bfloat16)
+        for block in memory_blocks(model).values():
+            block.to(torch.bfloat16)
+        assert all(m.values.dtype == torch.bfloat16 for m in memories(model).values())
+        logits = model(**batch).logits.float()
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(logits, ref, rtol=0.1, atol=0.1)

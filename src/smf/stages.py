@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from smf import arms, data, gguf, lock, precision, probes, prompts, provenance
 from smf.joblog import log_to as log_to  # re-exported: every rule script uses it
 from smf.memory import MemoryConfig
-from smf.retrofit import RetrofitConfig, load_retrofitted, retrofit, save_memory
+from smf.retrofit import RetrofitConfig, load_retrofitted, memory_blocks, retrofit, save_memory
 from smf.selection import METHODS
 from smf.statistics import BackgroundStats, compute_background
 from smf.train import RowSelection, TrainConfig, train
@@ -345,11 +345,20 @@ def evaluate(
     dtype: str,
     batch_size: int,
     header: str,
+    memory_dtype: str = "float32",
 ) -> list[dict]:
-    """Score one model on every probe (loaded once) and write one eval-result JSON per probe."""
+    """Score one model on every probe (loaded once) and write one eval-result JSON per probe.
+
+    Memories stay float32 (`memory_dtype: float32`, ours) or take the model's dtype
+    (`model`: paper 3's code casts the whole model, memory included, for evaluation)."""
     dev = arms.resolve_device(device)
     tdtype = torch_dtype(dtype) if dev.type == "cuda" else torch.float32
     model = arms.load_for_eval(kind, base_dir, artifact, dtype=tdtype, device=dev)
+    if memory_dtype == "model":
+        for block in memory_blocks(model).values():
+            block.to(tdtype)
+    elif memory_dtype != "float32":
+        raise ValueError(f"eval.memory_dtype must be float32 or model, got {memory_dtype!r}")
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     arm, _, seed = model_name.partition("-seed")
     results = []

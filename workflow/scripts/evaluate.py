@@ -19,6 +19,7 @@ with stages.log_to(snakemake.log[0]):
         outs=dict(zip(probes, snakemake.output, strict=True)),
         device=snakemake.params.device,
         dtype=snakemake.params.dtype,
+        memory_dtype=snakemake.params.memory_dtype,
         batch_size=snakemake.params.batch_size,
         header=snakemake.params.header,
     )
