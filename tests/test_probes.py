@@ -279,6 +279,8 @@ def test_lm_eval_mcq_follows_a_model_that_prefers_one_letter(tokenizer) -> None:
     result = multiple_choice_accuracy(model, tokenizer, records, protocol="lm_eval")
     assert result["predictions"] == {"A": 0, "B": 0, "C": 4, "D": 0}
     assert result["value"] == 0.5
+    assert [a["correct"] for a in result["answers"]] == [False, True, True, False]  # per question
+    assert {a["predicted"] for a in result["answers"]} == {"C"}
     assert result["acc_norm"] == 0.5
     assert result["always_A_baseline"] == 0.25
 

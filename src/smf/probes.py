@@ -184,6 +184,7 @@ def multiple_choice_accuracy(
 
     correct = correct_norm = 0
     predicted = Counter()
+    answers = []
     for index, rec in enumerate(records):
         option_scores = scored[index * n_options : (index + 1) * n_options]
         if protocol == PAPER3:
@@ -199,6 +200,13 @@ def multiple_choice_accuracy(
         prediction = _argmax(scores)
         predicted[LETTERS[prediction]] += 1
         correct += prediction == rec["answer"]
+        answers.append(
+            {
+                "id": rec.get("id", str(index)),
+                "predicted": LETTERS[prediction],
+                "correct": prediction == rec["answer"],
+            }
+        )
 
     n = len(records)
     result = {
@@ -210,6 +218,8 @@ def multiple_choice_accuracy(
         "correct": correct,
         "predictions": {letter: predicted[letter] for letter in LETTERS},
         "always_A_baseline": sum(rec["answer"] == 0 for rec in records) / n,
+        # per question, so intervals and paired comparisons work from the cached result alone
+        "answers": answers,
     }
     if protocol == LM_EVAL:
         result["acc_norm"] = correct_norm / n
