@@ -6,8 +6,10 @@
 #
 # Everything lives in $SMF_SLURM_DIR (default /tmp/smf-slurm): config, munge key and socket,
 # controller state, spool, logs and one pidfile per daemon. Nothing under /var/lib/slurm or /run
-# is used (only a link /etc/slurm/slurm.conf to the config, which stop.sh removes), so leftovers of a system Slurm or of an earlier run cannot leak in: an earlier
-# run's daemons are stopped (by their pidfiles) and its folder is wiped before starting.
+# is used (only a link /etc/slurm/slurm.conf to the config, which stop.sh removes), so leftovers
+# of a system Slurm or of an earlier run cannot leak in: an earlier run's daemons are stopped (by
+# their pidfiles) and its folder is wiped before starting. A cluster still running from another
+# folder is left alone (exit 1).
 # Exit codes: 0 up, 2 not root, 3 binaries missing, 1 anything else (logs are printed).
 set -euo pipefail
 
@@ -84,7 +86,17 @@ export SLURM_CONF="$DIR/slurm.conf"
 # variables (SLURM_CONF too) before it calls srun. Only a missing file or our own link is
 # replaced; stop.sh removes the link.
 SYS_CONF=/etc/slurm/slurm.conf
-if [[ -e $SYS_CONF || -L $SYS_CONF ]] && [[ $(readlink "$SYS_CONF") != "$SLURM_CONF" ]]; then
+if [[ -L $SYS_CONF && $(readlink "$SYS_CONF") != "$SLURM_CONF" ]]; then
+    # Another folder's link: left by a run that died (replace it), or a live cluster (refuse).
+    other="$(dirname "$(readlink "$SYS_CONF")")"
+    if "$HERE/stop.sh" --alive "$other"; then
+        echo "slurm: a cluster started from $other is running (its $SYS_CONF link);" \
+            "stop it first: SMF_SLURM_DIR=$other $HERE/stop.sh" >&2
+        exit 1
+    fi
+    rm -f "$SYS_CONF"
+fi
+if [[ -e $SYS_CONF && ! -L $SYS_CONF ]]; then
     echo "slurm: $SYS_CONF exists and is not ours; not touching a system Slurm" >&2
     exit 1
 fi
