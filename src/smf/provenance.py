@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
 HASH_CHUNK = 1 << 20
 
@@ -37,6 +38,28 @@ def file_sha256(path: str | Path) -> str:
         while chunk := f.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_tensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> None:
+    """safetensors file with byte-identical output for identical input, written atomically.
+
+    safetensors keeps header metadata in a hash map whose order changes from process to
+    process, so the same tensors gave files with different bytes (and sha256, which provenance
+    records). The header is rewritten with the metadata keys sorted; tensor offsets are
+    relative to the data block, so only the header changes."""
+    data = safetensors_bytes(tensors, metadata=metadata)
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    ordered = {"__metadata__": dict(sorted(header.pop("__metadata__", {}).items()))}
+    ordered.update(header)  # the tensors, in safetensors' own (deterministic) order
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # safetensors pads its header to 8 bytes with spaces
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n :])
+    tmp.replace(path)
 
 
 def read_tensors(path: str | Path, what: str) -> dict[str, torch.Tensor]:

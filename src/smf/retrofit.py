@@ -12,12 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from smf.memory import MemoryConfig, ProductKeyMemory
-from smf.provenance import read_json, read_tensors
+from smf.provenance import read_json, read_tensors, write_tensors
 
 MODES = ("additive", "replacement")
 
@@ -163,12 +162,8 @@ def save_memory(model: nn.Module, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in memory_state_dict(model).items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(
-        state, str(tmp), metadata={"format": "smf-memory", "config": json.dumps(config.to_dict())}
-    )
     config_path(path).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    tmp.replace(path)
+    write_tensors(path, state, {"format": "smf-memory", "config": json.dumps(config.to_dict())})
 
 
 def config_path(memory_path: str | Path) -> Path:

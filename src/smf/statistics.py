@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from smf.provenance import read_metadata, read_tensors
+from smf.provenance import read_metadata, read_tensors, write_tensors
 from smf.retrofit import memories
 
 
@@ -91,9 +90,7 @@ class BackgroundStats:
         meta = {"n_docs": str(self.n_docs), "description": self.description}
         if self.provenance:
             meta["provenance"] = json.dumps(self.provenance, sort_keys=True)
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(path)
+        write_tensors(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> BackgroundStats:
