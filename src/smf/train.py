@@ -13,7 +13,6 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +40,11 @@ SELECT_PER = ("step", "micro_batch")
 COUNT_TOKENS = ("attention", "loss", "all")
 
 
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings shared by all arms (paper 3 defaults where it gives them)."""
@@ -65,12 +69,8 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16_autocast | bf16 (see smf.precision)
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise ValueError(
-                f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}"
-            )
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
         precision.check(self.precision)
         self.betas = tuple(self.betas)
 
@@ -96,12 +96,12 @@ class RowSelection:
     kl_eps: float = 0.0  # paper 3's code: 1e-8
 
     def __post_init__(self) -> None:
-        if self.per not in SELECT_PER:
-            raise ValueError(f"selection per must be one of {SELECT_PER}, got {self.per!r}")
-        if self.count_tokens not in COUNT_TOKENS:
-            raise ValueError(
-                f"count_tokens must be one of {COUNT_TOKENS}, got {self.count_tokens!r}"
-            )
+        check_choice("selection per", self.per, SELECT_PER)
+        check_choice("count_tokens", self.count_tokens, COUNT_TOKENS)
+
+    @property
+    def per_micro_batch(self) -> bool:
+        return self.per == "micro_batch"
 
     def token_mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.count_tokens == "loss":
@@ -146,7 +146,7 @@ def loss_weights(micro: list[list[int]], seqs: list[list[int]], how: str) -> lis
     return [1.0 / len(micro)] * len(micro)
 
 
-@contextmanager
+@contextlib.contextmanager
 def gradient_row_masks(mems: dict[int, nn.Module], rows: dict[int, torch.Tensor]) -> Iterator:
     """While open, each memory's value gradient is cut to `rows[layer]` (mutable: the caller
     updates it per micro-batch) before it is accumulated, as paper 3's gradient hooks do."""
@@ -225,7 +225,7 @@ def accumulate_gradients(
     (the union over the micro-batches)."""
     device = next(model.parameters()).device
     micro = step_batches(len(seqs), step, cfg)
-    per_micro = selection is not None and selection.per == "micro_batch"
+    per_micro = selection is not None and selection.per_micro_batch
     touched: dict[int, list[torch.Tensor]] = {}
     loss_sum = 0.0
     for ids, weight in zip(micro, loss_weights(micro, seqs, cfg.loss_weighting), strict=True):
@@ -284,7 +284,7 @@ def train(
     if selection and not mems:
         raise ValueError("SMF row selection needs a retrofitted model")
     counter = SlotCounter()
-    per_micro = selection is not None and selection.per == "micro_batch"
+    per_micro = selection is not None and selection.per_micro_batch
     current: dict[int, torch.Tensor] = {}  # rows the running micro-batch may change
     model.train()
     t0 = last_save = time.perf_counter()
