@@ -8,6 +8,7 @@ a CI-small size. Checked: what must hold on any real model, not its scores.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -83,6 +84,17 @@ def test_gguf_conversion_keeps_logits(smollm2_gguf: Path, smollm2) -> None:
     assert torch.equal(_logits(loaded, tokenizer), _logits(model, tokenizer))
     assert gguf_layer_count(smollm2_gguf) == model.config.num_hidden_layers == 30
     assert model.config.model_type == "llama" and model.config.vocab_size == 49152
+
+
+def test_converted_base_saves_like_any_model(smollm2_dir: Path, smollm2, tmp_path) -> None:
+    """Full finetuning reloads the base folder and saves it: no GGUF quantisation entry may
+    survive the conversion (found by the first whole-profile run: the full arm failed)."""
+    model, tokenizer = smollm2
+    assert "quantization_config" not in json.loads((smollm2_dir / "config.json").read_text())
+    reloaded = AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32).eval()
+    reloaded.save_pretrained(tmp_path / "saved")
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "saved", dtype=torch.float32).eval()
+    assert torch.equal(_logits(again, tokenizer), _logits(model, tokenizer))
 
 
 def test_retrofit_keeps_logits_bit_identical(smollm2_dir: Path, smollm2, work) -> None:

@@ -1,5 +1,7 @@
 """SMF steps touch only selected value rows; masked AdamW (paper 3's code) does not."""
 
+import contextlib
+
 import pytest
 import torch
 from conftest import make_tiny_qwen2
@@ -7,8 +9,14 @@ from conftest import make_tiny_qwen2
 import smf.train as train_mod
 from smf.arms import setup_smf
 from smf.memory import MemoryConfig
-from smf.retrofit import RetrofitConfig, memories, retrofit
-from smf.sparse_optim import SparseAdam, SparseSGD, clip_grad_norm, restrict_grad_to_rows
+from smf.retrofit import RetrofitConfig, memories, retrofit, set_sparse_values
+from smf.sparse_optim import (
+    SparseAdam,
+    SparseSGD,
+    clip_grad_norm,
+    combining_rows,
+    restrict_grad_to_rows,
+)
 from smf.statistics import compute_background
 from smf.train import RowSelection, TrainConfig, train
 
@@ -121,7 +129,7 @@ def test_sparse_sgd_and_restriction():
     idx = torch.tensor([[1, 5, 5, 50]])
     table.grad = torch.sparse_coo_tensor(idx, torch.ones(4, 4), table.shape, check_invariants=False)
     restrict_grad_to_rows(table, torch.tensor([5, 50]))
-    assert clip_grad_norm([table], 0) == pytest.approx((4 * 4 + 4) ** 0.5)
+    assert float(clip_grad_norm([table], 0)) == pytest.approx((4 * 4 + 4) ** 0.5)
     SparseSGD([table], lr=1.0).step()
     assert table[5].tolist() == [-2.0] * 4 and table[50].tolist() == [-1.0] * 4
     assert table[1].tolist() == [0.0] * 4
@@ -132,3 +140,46 @@ def test_sparse_optimizer_refuses_dense_gradients():
     table.grad = torch.ones(10, 4)
     with pytest.raises(ValueError, match="sparse value gradients"):
         SparseSGD([table], lr=1.0).step()
+
+
+def test_combining_rows_keeps_one_gradient_row_per_slot_read(tokenizer):
+    """Accumulated over micro-batches, a sparse value gradient holds one row per slot read (not
+    one per read), and sums to the same gradient."""
+    grads = {}
+    for combine in (False, True):
+        model = retrofitted()
+        set_sparse_values(model, True)
+        values = [m.values for m in memories(model).values()]
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for v in values:
+            v.requires_grad_(True)
+        ctx = combining_rows(values) if combine else contextlib.nullcontext()
+        with ctx:
+            for start in range(0, 12, 4):
+                batch = tokenizer(TEXTS[start : start + 4], return_tensors="pt", padding=True)
+                model(**batch, labels=batch["input_ids"]).loss.backward()
+        grads[combine] = [v.grad for v in values]
+    for raw, combined in zip(grads[False], grads[True], strict=True):
+        assert combined.is_coalesced()
+        slots = raw.coalesce().indices()[0]
+        assert combined._nnz() == len(slots) < raw._nnz()
+        torch.testing.assert_close(combined.to_dense(), raw.to_dense())
+
+
+def test_clip_grad_norm_stays_on_the_device_and_clips_like_torch():
+    a = torch.nn.Parameter(torch.zeros(3))
+    b = torch.nn.Parameter(torch.zeros(3))
+    a.grad, b.grad = torch.tensor([3.0, 0.0, 0.0]), torch.tensor([0.0, 4.0, 0.0])
+    ref = [g.clone() for g in (a.grad, b.grad)]
+    norm = clip_grad_norm([a, b], 1.0)
+    assert isinstance(norm, torch.Tensor) and float(norm) == pytest.approx(5.0)
+    ta, tb = (torch.nn.Parameter(torch.zeros(3)) for _ in range(2))
+    ta.grad, tb.grad = ref
+    torch.nn.utils.clip_grad_norm_([ta, tb], 1.0)
+    torch.testing.assert_close(a.grad, ta.grad)
+    torch.testing.assert_close(b.grad, tb.grad)
+    small = torch.nn.Parameter(torch.zeros(1))
+    small.grad = torch.tensor([0.5])
+    clip_grad_norm([small], 1.0)
+    assert small.grad.tolist() == [0.5]  # under the limit: untouched

@@ -5,7 +5,7 @@ import torch
 from conftest import make_tiny_qwen2
 
 from smf.arms import setup_full, setup_lora
-from smf.train import TrainConfig, checkpoint_due, step_batches, train
+from smf.train import BatchPlan, TrainConfig, checkpoint_due, step_batches, train
 
 TEXTS = [f"Question: what is item {i}?\nAnswer: number {i * 7 % 13}" for i in range(20)]
 
@@ -28,9 +28,9 @@ def config(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def run(tokenizer, work_dir, kill_at=None, arm="lora"):
+def run(tokenizer, work_dir, kill_at=None, arm="lora", **cfg_kw):
     model = make_tiny_qwen2(seed=1)
-    cfg = config()
+    cfg = config(**cfg_kw)
     if arm == "lora":
         model, opt = setup_lora(
             model,
@@ -58,12 +58,16 @@ def run(tokenizer, work_dir, kill_at=None, arm="lora"):
     return model, result
 
 
-@pytest.mark.parametrize("arm", ["lora", "full"])
-def test_resumed_run_equals_uninterrupted_run(tokenizer, tmp_path, arm):
-    ref_model, ref = run(tokenizer, tmp_path / "ref", arm=arm)
+@pytest.mark.parametrize(
+    ("arm", "kw"),
+    [("lora", {}), ("full", {}), ("lora", {"group_by_length": True, "log_every": 3})],
+    ids=["lora", "full", "lora-grouped-log3"],
+)
+def test_resumed_run_equals_uninterrupted_run(tokenizer, tmp_path, arm, kw):
+    ref_model, ref = run(tokenizer, tmp_path / "ref", arm=arm, **kw)
     with pytest.raises(Killed):
-        run(tokenizer, tmp_path / "cut", kill_at=5, arm=arm)
-    model, resumed = run(tokenizer, tmp_path / "cut", arm=arm)
+        run(tokenizer, tmp_path / "cut", kill_at=5, arm=arm, **kw)
+    model, resumed = run(tokenizer, tmp_path / "cut", arm=arm, **kw)
     assert resumed.resumed_from == 4  # last checkpoint before the kill
     assert [r["loss"] for r in resumed.log] == [r["loss"] for r in ref.log]
     for (name, a), b in zip(
@@ -127,3 +131,34 @@ def test_wall_time_checkpoint_resumes(tokenizer, tmp_path):
         model, tokenizer, TEXTS, cfg, opt, work_dir=tmp_path, fingerprint="t", progress=False
     )
     assert result.resumed_from == 3
+
+
+def test_log_every_defers_the_sync_but_logs_every_step_the_same(tokenizer, tmp_path):
+    _, every = run(tokenizer, tmp_path / "a", log_every=1)
+    _, later = run(tokenizer, tmp_path / "b", log_every=4)
+    assert len(later.log) == len(every.log) == 10
+    assert later.log == every.log
+
+
+def test_length_grouping_covers_each_epoch_pads_less_and_is_deterministic():
+    gen = torch.Generator().manual_seed(0)
+    lengths = (torch.randint(5, 400, (600,), generator=gen)).tolist()
+    grouped = config(micro_batch_size=4, grad_accum=4, group_by_length=True)
+    plain = config(micro_batch_size=4, grad_accum=4)
+    steps = range(38)  # 600 / 16 -> 38 steps per epoch
+
+    def epoch(plan, first):
+        return [mb for s in steps for mb in plan.micro_batches(first + s)]
+
+    def padded_tokens(micro):
+        return sum(len(mb) * max(lengths[i] for i in mb) for mb in micro)
+
+    a = epoch(BatchPlan(lengths, grouped), 0)
+    assert sorted(i for mb in a for i in mb) == list(range(600))
+    assert a == epoch(BatchPlan(lengths, grouped), 0)  # a fresh plan (a resumed run) agrees
+    assert a != epoch(BatchPlan(lengths, grouped), 38)  # the next epoch differs
+    b = epoch(BatchPlan(lengths, plain), 0)
+    assert padded_tokens(a) < 0.7 * padded_tokens(b)
+    assert sum(lengths) <= padded_tokens(a)
+    with pytest.raises(ValueError, match="BatchPlan"):
+        step_batches(600, 0, grouped)

@@ -62,6 +62,10 @@ def load_gguf(path: str | Path, dtype: torch.dtype | None = None):
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     config = loaded.config
     config._name_or_path = str(path)
+    # the weights are plain floats now; left in, this entry makes every later from_pretrained
+    # of the saved folder a "gguf-quantised" model that refuses save_pretrained (full arm)
+    if getattr(config, "quantization_config", None) is not None:
+        del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     # tied output embeddings may be listed once; anything else is a real mismatch

@@ -42,7 +42,7 @@ def slot_scores(
         return p * torch.log((background.n_docs + 1) / (df + 1))
     if method == "kl":
         reads = background.reads[layer]
-        denom = float(reads.sum()) + reads.numel()  # sum_j (a_j + 1), O(1) given the total
+        denom = background.total_reads[layer] + reads.numel()  # sum_j (a_j + 1), O(1)
         q = (reads.to(slots.device)[slots].to(torch.float64) + 1) / denom
         return p * torch.log((p + kl_eps) / (q + kl_eps))
     raise ValueError(f"unknown selection method {method!r}; choose one of {METHODS}")

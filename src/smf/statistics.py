@@ -80,6 +80,20 @@ class BackgroundStats:
     description: str = ""
     provenance: dict = field(default_factory=dict)  # what they were computed from
 
+    def __post_init__(self) -> None:
+        # sum_j a_j per layer, which KL selection needs every step: computed once, not O(N) each
+        self.total_reads = {layer: int(r.sum()) for layer, r in self.reads.items()}
+
+    def to(self, device: torch.device | str) -> BackgroundStats:
+        """The same statistics on `device`: moved once, not copied at every selection."""
+        return BackgroundStats(
+            self.n_docs,
+            {layer: t.to(device) for layer, t in self.doc_freq.items()},
+            {layer: t.to(device) for layer, t in self.reads.items()},
+            self.description,
+            self.provenance,
+        )
+
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ config never resumes stale state.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ from smf import precision
 from smf.checkpoint import Checkpointer
 from smf.retrofit import memories
 from smf.selection import select_rows
-from smf.sparse_optim import clip_grad_norm, keep_rows, restrict_grad_to_rows
+from smf.sparse_optim import clip_grad_norm, combining_rows, keep_rows, restrict_grad_to_rows
 from smf.statistics import BackgroundStats, SlotCounter, recording
 
 SCHEDULES = ("cosine", "constant")
@@ -67,11 +68,15 @@ class TrainConfig:
     append_eos: bool = True  # end each training text with EOS [ours]; paper 3's code does not
     loss_weighting: str = "micro_batch_mean"  # one of LOSS_WEIGHTINGS
     precision: str = "fp32"  # fp32 | bf16_autocast | bf16 (see smf.precision)
+    group_by_length: bool = False  # batches of similar length (less padding), see BatchPlan
+    log_every: int = 1  # steps between host syncs of loss and grad norm (logged every step)
 
     def __post_init__(self) -> None:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
         precision.check(self.precision)
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1, got {self.log_every}")
         self.betas = tuple(self.betas)
 
 
@@ -182,16 +187,70 @@ def total_steps(n_examples: int, cfg: TrainConfig) -> int:
     return min(full, cfg.max_steps) if cfg.max_steps else full
 
 
+# Length grouping sorts this many effective batches at a time (HF's LengthGroupedSampler
+# uses 50 too): wide enough to find similar lengths, narrow enough to keep batches random.
+GROUP_STEPS = 50
+
+
+@functools.lru_cache(maxsize=2)
+def epoch_order(n_examples: int, seed: int, epoch: int) -> tuple[int, ...]:
+    """The shuffled example order of one epoch (cached: a randperm of 60k costs ~4 ms)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return tuple(torch.randperm(n_examples, generator=gen).tolist())
+
+
+def group_by_length(
+    order: Sequence[int], lengths: Sequence[int], batch: int, seed: int
+) -> list[int]:
+    """`order` with each window of GROUP_STEPS batches sorted by length (longest first), then
+    the window's batches shuffled, so a micro-batch holds texts of similar length and pads
+    little, while which batches a step sees stays random. Deterministic given `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    out: list[int] = []
+    window = batch * GROUP_STEPS
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: -lengths[i])
+        batches = [chunk[i : i + batch] for i in range(0, len(chunk), batch)]
+        for b in torch.randperm(len(batches), generator=gen).tolist():
+            out.extend(batches[b])
+    return out
+
+
+class BatchPlan:
+    """Which examples each micro-batch of each optimizer step holds: a pure function of the
+    seed, the epoch and (with `group_by_length`) the token lengths, so a resumed run replays
+    exactly the same batches. The current epoch's order is computed once."""
+
+    def __init__(self, lengths: Sequence[int], cfg: TrainConfig):
+        self.lengths = list(lengths)
+        self.cfg = cfg
+        self._epoch: int | None = None
+        self._order: Sequence[int] = ()
+
+    def order(self, epoch: int) -> Sequence[int]:
+        if epoch != self._epoch:
+            cfg, n = self.cfg, len(self.lengths)
+            order = epoch_order(n, cfg.seed, epoch)
+            if cfg.group_by_length:
+                eb = cfg.micro_batch_size * cfg.grad_accum
+                order = group_by_length(order, self.lengths, eb, cfg.seed * 1_000_003 + epoch)
+            self._epoch, self._order = epoch, order
+        return self._order
+
+    def micro_batches(self, step: int) -> list[list[int]]:
+        cfg = self.cfg
+        epoch, within = divmod(step, steps_per_epoch(len(self.lengths), cfg))
+        eb = cfg.micro_batch_size * cfg.grad_accum
+        chunk = self.order(epoch)[within * eb : (within + 1) * eb]
+        mb = cfg.micro_batch_size
+        return [list(chunk[i : i + mb]) for i in range(0, len(chunk), mb)]
+
+
 def step_batches(n_examples: int, step: int, cfg: TrainConfig) -> list[list[int]]:
-    """Example indices of each micro-batch of optimizer step `step` (deterministic)."""
-    spe = steps_per_epoch(n_examples, cfg)
-    epoch, within = divmod(step, spe)
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-    order = torch.randperm(n_examples, generator=gen).tolist()
-    eb = cfg.micro_batch_size * cfg.grad_accum
-    chunk = order[within * eb : (within + 1) * eb]
-    mb = cfg.micro_batch_size
-    return [chunk[i : i + mb] for i in range(0, len(chunk), mb)]
+    """Example indices of each micro-batch of optimizer step `step` (no length grouping)."""
+    if cfg.group_by_length:
+        raise ValueError("group_by_length needs the texts' lengths: use BatchPlan")
+    return BatchPlan([0] * n_examples, cfg).micro_batches(step)
 
 
 def checkpoint_due(cfg: TrainConfig, done: int, seconds_since_save: float) -> bool:
@@ -213,21 +272,20 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, n_steps: 
 def accumulate_gradients(
     model: nn.Module,
     seqs: list[list[int]],
-    step: int,
+    micro: list[list[int]],
     cfg: TrainConfig,
     pad_id: int,
     selection: RowSelection | None,
     counter: SlotCounter,
     current: dict[int, torch.Tensor],
-) -> tuple[float, int]:
-    """Forward and backward every micro-batch of optimizer step `step`. Returns the mean
-    micro-batch loss and, when rows are selected per micro-batch, how many rows got gradient
-    (the union over the micro-batches)."""
+) -> tuple[torch.Tensor, int]:
+    """Forward and backward the micro-batches `micro` of one optimizer step. Returns the mean
+    micro-batch loss (a device tensor: reading it would sync) and, when rows are selected per
+    micro-batch, how many rows got gradient (the union over the micro-batches)."""
     device = next(model.parameters()).device
-    micro = step_batches(len(seqs), step, cfg)
     per_micro = selection is not None and selection.per_micro_batch
     touched: dict[int, list[torch.Tensor]] = {}
-    loss_sum = 0.0
+    loss_sum = torch.zeros((), device=device)
     for ids, weight in zip(micro, loss_weights(micro, seqs, cfg.loss_weighting), strict=True):
         batch = {k: v.to(device) for k, v in collate([seqs[i] for i in ids], pad_id).items()}
         if selection:
@@ -242,14 +300,25 @@ def accumulate_gradients(
             with precision.autocast(cfg.precision, device):
                 out = model(**batch)
         loss = out.loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss {loss.item()} at step {step} (micro-batch {ids})"
-            )
         (loss * weight).backward()
-        loss_sum += loss.item()
+        loss_sum += loss.detach().float()
     rows = sum(len(torch.unique(torch.cat(chunks))) for chunks in touched.values())
     return loss_sum / len(micro), rows
+
+
+def flush(pending: list[dict], log: list[dict]) -> None:
+    """Move pending records' device numbers to the host in one sync; a non-finite loss stops
+    the run here, before any checkpoint could save it."""
+    if not pending:
+        return
+    keys = ("loss", "grad_norm")
+    values = torch.stack([torch.as_tensor(r[k]).float().cpu() for r in pending for k in keys])
+    for i, record in enumerate(pending):
+        loss, norm = values[2 * i : 2 * i + 2].tolist()
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss {loss} at step {record['step']}")
+        log.append({**record, "loss": loss, "grad_norm": norm})
+    pending.clear()
 
 
 def train(
@@ -285,14 +354,25 @@ def train(
         raise ValueError("SMF row selection needs a retrofitted model")
     counter = SlotCounter()
     per_micro = selection is not None and selection.per_micro_batch
+    if selection is not None and selection.background is not None:
+        selection.background = selection.background.to(next(model.parameters()).device)
     current: dict[int, torch.Tensor] = {}  # rows the running micro-batch may change
+    plan = BatchPlan([len(s) for s in seqs], cfg)
+    values = [m.values for m in mems.values()]
+    if per_micro:  # each micro-batch's gradient cut to its own rows as it arrives
+        hooks = gradient_row_masks(mems, current)
+    elif selection:  # one gradient row per slot, not one per read (see combining_rows)
+        hooks = combining_rows(values)
+    else:
+        hooks = contextlib.nullcontext()
     model.train()
     t0 = last_save = time.perf_counter()
     bar = tqdm(total=n_steps, initial=start, desc="train", disable=not progress)
-    with gradient_row_masks(mems, current) if per_micro else contextlib.nullcontext():
+    pending: list[dict] = []  # records whose loss and norm still live on the device
+    with hooks:
         for step in range(start, n_steps):
             loss, rows_updated = accumulate_gradients(
-                model, seqs, step, cfg, pad_id, selection, counter, current
+                model, seqs, plan.micro_batches(step), cfg, pad_id, selection, counter, current
             )
             if selection and not per_micro:
                 for layer, rows in selection.choose(counter).items():
@@ -303,18 +383,15 @@ def train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            record = {
-                "step": step + 1,
-                "loss": loss,
-                "lr": lr,
-                "grad_norm": grad_norm,
-                "rows_updated": rows_updated,
-            }
-            log.append(record)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}")
+            record = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm}
+            pending.append({**record, "rows_updated": rows_updated})
             done = step + 1
-            if done < n_steps and checkpoint_due(cfg, done, time.perf_counter() - last_save):
+            save = done < n_steps and checkpoint_due(cfg, done, time.perf_counter() - last_save)
+            if save or done % cfg.log_every == 0 or done == n_steps or on_step is not None:
+                flush(pending, log)
+                bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
+            bar.update(1)
+            if save:
                 ckpt.save(model, optimizer, scheduler, done, log)
                 last_save = time.perf_counter()
             if on_step is not None:
