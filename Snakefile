@@ -33,6 +33,7 @@ localrules:
     retention,
     tables,
     figures,
+    tradeoff,
 
 
 rule all:
@@ -40,3 +41,4 @@ rule all:
     input:
         rules.tables.output,
         rules.figures.output,
+        rules.tradeoff.output,

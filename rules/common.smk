@@ -2,12 +2,13 @@
 
 import json
 import os
+import re
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import smf
-from smf import config_checks
+from smf import config_checks, sweeps
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
 # validate's own message dumps the schema before the key: report the failing key path first
@@ -16,6 +17,23 @@ try:
 except WorkflowError:
     raise config_checks.schema_error(config, SCHEMA) from None
 
+
+def check_config():
+    """Cross-key checks the JSON schema cannot express; fail before any job starts."""
+    overlays = workflow.overwrite_configfiles or ()
+    layers = config_checks.base_model_layers(config)
+    config_checks.check_config(config, os.getcwd(), overlays, layers)
+
+
+check_config()
+
+# learning-rate sweeps (smf.sweeps): every extra rate of an arm is an arm of its own; a family
+# is an arm with its sweep points (one Pareto front); the main table and figures show MAIN_ARMS
+FAMILIES = sweeps.families(config["arms"], config["run_arms"] or list(config["arms"]))
+try:
+    config["arms"] = sweeps.expand_sweeps(config["arms"])
+except ValueError as err:
+    raise WorkflowError(str(err)) from None
 RESULTS = "results"
 SMF_VERSION = (
     smf.__version__
@@ -25,7 +43,8 @@ GPU = 0 if DEVICE == "cpu" else 1  # resources: a CPU run needs no GPU slot
 # base, retrofit and background run alone in the DAG; Snakemake caps this at --cores.
 SEQUENTIAL_STAGE_THREADS = 8
 SEEDS = config["seeds"]
-ARMS = config["run_arms"] or list(config["arms"])  # the arms this run trains
+MAIN_ARMS = list(FAMILIES)  # the arms this run trains, as listed
+ARMS = [run for family in FAMILIES.values() for run in family]  # and their sweep points
 PROBES = list(config["probes"])
 DEMO = config["demo"]["enabled"]
 ARM_KINDS = {arm: config["arms"][arm]["kind"] for arm in ARMS}
@@ -63,6 +82,9 @@ STD_NOTE = (
 MODELS = ["base", *RETROFIT_MODELS] + [
     f"{arm}-seed{seed}" for arm in ARMS for seed in SEEDS
 ]
+MAIN_MODELS = ["base", *RETROFIT_MODELS] + [
+    f"{arm}-seed{seed}" for arm in MAIN_ARMS for seed in SEEDS
+]
 # qa probes that also report retention on the base model's correct answers (rules/retention.smk)
 RETENTION_PROBES = [p for p, spec in config["probes"].items() if spec.get("retention")]
 REPORT_PROBES = [
@@ -72,22 +94,17 @@ REPORT_PROBES = [
 ]
 
 
-def check_config():
-    """Cross-key checks the JSON schema cannot express; fail before any job starts."""
-    overlays = workflow.overwrite_configfiles or ()
-    layers = config_checks.base_model_layers(config)
-    config_checks.check_config(config, os.getcwd(), overlays, layers)
-
-
-check_config()
+def one_of(names):
+    """A wildcard regex matching exactly these names (sweep names hold dots)."""
+    return "|".join(map(re.escape, names))
 
 
 wildcard_constraints:
-    arm="|".join(ARMS),
+    arm=one_of(ARMS),
     seed=r"\d+",
     probe="|".join(PROBES),
     dataset="|".join(config["data"]),
-    model="|".join(MODELS),
+    model=one_of(MODELS),
     retrofit="|".join(RETROFITS),
     background="|".join(f"background{r.removeprefix('retrofit')}" for r in RETROFITS),
 

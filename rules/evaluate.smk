@@ -26,12 +26,12 @@ rule evaluate:
         "../workflow/scripts/evaluate.py"
 
 
-for _arm in ARMS:
+for _arm, _runs in FAMILIES.items():
 
     rule:
-        """Named target: one arm's branch (all seeds, all probes)."""
+        """Named target: one arm's branch (its sweep points too; all seeds, all probes)."""
         name:
             _arm
         default_target: False
         input:
-            report_eval_files(arm_models(_arm)),
+            report_eval_files([m for run in _runs for m in arm_models(run)]),

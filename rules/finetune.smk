@@ -15,7 +15,7 @@ rule finetune_full:
     benchmark:
         "results/benchmarks/finetune/{arm}/seed{seed}.tsv"
     wildcard_constraints:
-        arm="|".join(arms_of_kind("full")),
+        arm=one_of(arms_of_kind("full")),
     conda:
         "../envs/smf.yaml"
     resources:
@@ -38,7 +38,7 @@ use rule finetune_full as finetune_lora with:
         log="results/runs/{arm}/seed{seed}/train_log.jsonl",
         summary="results/runs/{arm}/seed{seed}/summary.json",
     wildcard_constraints:
-        arm="|".join(arms_of_kind("lora")),
+        arm=one_of(arms_of_kind("lora")),
 
 
 use rule finetune_full as finetune_smf with:
@@ -52,4 +52,4 @@ use rule finetune_full as finetune_smf with:
         log="results/runs/{arm}/seed{seed}/train_log.jsonl",
         summary="results/runs/{arm}/seed{seed}/summary.json",
     wildcard_constraints:
-        arm="|".join(arms_of_kind("smf")),
+        arm=one_of(arms_of_kind("smf")),

@@ -1,7 +1,7 @@
 rule tables:
     """The paper's main table from cached eval JSONs (no model is loaded)."""
     input:
-        report_eval_files(),
+        report_eval_files(MAIN_MODELS),
     output:
         csv=report(
             "results/tables/main.csv",
@@ -15,7 +15,7 @@ rule tables:
     conda:
         "../envs/smf.yaml"
     params:
-        arms=RETROFITS[1:] + ARMS,  # after base and retrofit: retrofit variants, then arms
+        arms=RETROFITS[1:] + MAIN_ARMS,  # after base and retrofit: variants, then arms
         probes=REPORT_PROBES,
         note=STD_NOTE,
         code=SMF_VERSION,
@@ -26,9 +26,9 @@ rule tables:
 rule figures:
     """Learning vs forgetting per probe, and training loss curves per arm."""
     input:
-        evals=report_eval_files(),
+        evals=report_eval_files(MAIN_MODELS),
         logs=expand(
-            "results/runs/{arm}/seed{seed}/train_log.jsonl", arm=ARMS, seed=SEEDS
+            "results/runs/{arm}/seed{seed}/train_log.jsonl", arm=MAIN_ARMS, seed=SEEDS
         ),
     output:
         tradeoff_png=report(
@@ -50,10 +50,36 @@ rule figures:
     params:
         log_paths={
             arm: [f"{RESULTS}/runs/{arm}/seed{seed}/train_log.jsonl" for seed in SEEDS]
-            for arm in ARMS
+            for arm in MAIN_ARMS
         },
         learning_probe=config["learning_probe"],
         forgetting_probes=[p for p in REPORT_PROBES if p != config["learning_probe"]],
         code=SMF_VERSION,
     script:
         "../workflow/scripts/figures.py"
+
+
+rule tradeoff:
+    """Pareto fronts over each arm's learning-rate sweep; forgetting at matched learning."""
+    input:
+        report_eval_files(["base"] + [f"{a}-seed{s}" for a in ARMS for s in SEEDS]),
+    output:
+        csv="results/tables/matched_learning.csv",
+        md="results/tables/matched_learning.md",
+        png=report(
+            "results/figures/pareto_fronts.png",
+            caption="../docs/report/pareto.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/pareto_fronts.pdf",
+    log:
+        "logs/report/tradeoff.log",
+    conda:
+        "../envs/smf.yaml"
+    params:
+        families=FAMILIES,
+        learning_probe=config["learning_probe"],
+        forgetting_probes=[p for p in REPORT_PROBES if p != config["learning_probe"]],
+        code=SMF_VERSION,
+    script:
+        "../workflow/scripts/tradeoff.py"

@@ -13,6 +13,7 @@ BAD = {
     "unknown_arm_kind": ("arms:\n  adapter: {kind: prefix, train: {lr: 1.0}}\n", "prefix"),
     "layer_outside_model": ("retrofit: {layers: [1, 9]}\n", "retrofit.layers: [9]"),
     "top_t_too_large": ("arms:\n  smf_kl: {smf: {top_t: 5000}}\n", "arms.smf_kl.smf.top_t"),
+    "sweep_rate_twice": ("arms:\n  lora: {lr_sweep: [0.003, 0.003]}\n", "arms.lora.lr_sweep"),
     "probe_without_dataset": ("probes:\n  medmcqa: {dataset: nope}\n", "probes.medmcqa.dataset"),
 }
 
@@ -72,3 +73,20 @@ def test_per_run_seeding_gives_each_seed_its_own_chain(workflow):
     shared = snakemake(workflow, target, "--configfile", "config/demo.yaml")
     job = shared.stdout.split("rule finetune_smf:")[1].split("\n\n")[0]
     assert "results/models/retrofit/memory.safetensors" in job and "seed1/stats" not in job, job
+
+
+def test_an_lr_sweep_adds_one_branch_per_rate(workflow):
+    """Each extra rate is its own arm (trained and evaluated per seed) in the trade-off report,
+    not in the main table; the arm's named target builds its sweep points too."""
+    proc = dry_run(workflow, "arms:\n  smf_kl: {lr_sweep: [0.005, 0.05]}\n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for run in ("smf_kl_lr0.005", "smf_kl_lr0.05"):
+        for seed in (0, 1):
+            assert f"results/runs/{run}/seed{seed}/summary.json" in out, run
+    tables = out.split("rule tables:")[1].split("\n\n")[0]
+    assert "smf_kl-seed0" in tables and "_lr0.005" not in tables
+    tradeoff = out.split("rule tradeoff:")[1].split("\n\n")[0]
+    assert "results/eval/smf_kl_lr0.05-seed1/wikitext.json" in tradeoff
+    named = snakemake(workflow, "smf_kl", "--configfile", "config/demo.yaml", "overlay.yaml")
+    assert "results/eval/smf_kl_lr0.005-seed0/medmcqa.json" in named.stdout

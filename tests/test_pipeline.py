@@ -104,7 +104,7 @@ def test_changing_one_arm_reruns_only_its_branch(demo):
     overlay.write_text("arms:\n  lora: {train: {lr: 0.005}}\n")
     out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
     assert job_counts(out) == {
-        "finetune_lora": 2, "evaluate": 2, "tables": 1, "figures": 1, "all": 1,
+        "finetune_lora": 2, "evaluate": 2, "tables": 1, "figures": 1, "tradeoff": 1, "all": 1,
     }  # fmt: skip
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import REPO
 
-SCRIPTS = ["workflow/scripts/tables.py", "workflow/scripts/figures.py"]
+SCRIPTS = [f"workflow/scripts/{name}.py" for name in ("tables", "figures", "tradeoff")]
 HEAVY = ("torch", "transformers", "peft", "datasets")
 
 

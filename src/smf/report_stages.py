@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from smf import report
+from smf import report, tradeoff_report
 
 
 def build_tables(
@@ -42,3 +42,20 @@ def build_figures(
     )
     logs = report.load_train_logs({arm: [Path(p) for p in ps] for arm, ps in log_paths.items()})
     report.plot_loss_curves(logs, out["loss_png"], out["loss_pdf"])
+
+
+def build_tradeoff(
+    eval_paths: list[str],
+    families: dict[str, list[str]],
+    learning_probe: str,
+    forgetting_probes: list[str],
+    out: dict,
+) -> pd.DataFrame:
+    """Pareto fronts over each arm's learning-rate sweep and forgetting at matched learning."""
+    df = report.load_eval_results(eval_paths)
+    table = tradeoff_report.matched_table(df, families, learning_probe, forgetting_probes)
+    tradeoff_report.write_matched_table(table, out["csv"], out["md"])
+    tradeoff_report.plot_pareto_fronts(
+        df, families, learning_probe, forgetting_probes, out["png"], out["pdf"]
+    )
+    return table

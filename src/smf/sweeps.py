@@ -1,0 +1,54 @@
+"""Learning-rate sweeps: each extra learning rate of an arm is an arm of its own.
+
+Paper 1 compares methods at equal learning, which takes several learning rates per method.
+An arm that lists `lr_sweep: [a, b]` keeps its own run (at its `train.lr`) and gains one arm
+per extra rate, `<arm>_lr<rate>` (rate in Python's `g` format: `smf_kl_lr0.003`), a copy of the
+arm with only `train.lr` changed. Each is an ordinary arm to the DAG (its own run, evaluation
+and cache), so adding a rate trains one more branch and touches nothing already computed. The
+arm and its sweep points form a *family*: one Pareto front in the trade-off report.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+SWEEP_KEY = "lr_sweep"
+
+
+def sweep_arm_name(arm: str, lr: float) -> str:
+    return f"{arm}_lr{lr:g}"
+
+
+def expand_sweeps(arms: Mapping[str, dict]) -> dict[str, dict]:
+    """`arms` with every sweep point added right after its arm (and `lr_sweep` removed)."""
+    out: dict[str, dict] = {}
+    for arm, spec in arms.items():
+        rates = list(spec.get(SWEEP_KEY) or [])
+        base = {k: v for k, v in spec.items() if k != SWEEP_KEY}
+        out[arm] = base
+        own = base["train"]["lr"]
+        for lr in rates:
+            if lr == own or rates.count(lr) > 1:
+                raise ValueError(
+                    f"arms.{arm}.{SWEEP_KEY}: {lr:g} is listed twice (or is the arm's own "
+                    "train.lr); every rate must be a distinct run"
+                )
+            name = sweep_arm_name(arm, lr)
+            if name in arms:
+                raise ValueError(
+                    f"arms.{arm}.{SWEEP_KEY}: sweep point {name!r} clashes with an arm of "
+                    "that name; rename the arm"
+                )
+            point = copy.deepcopy(base)
+            point["train"]["lr"] = lr
+            out[name] = point
+    return out
+
+
+def families(arms: Mapping[str, dict], run_arms: Sequence[str]) -> dict[str, list[str]]:
+    """{arm: [arm, its sweep points...]} for the arms a run trains (before expansion)."""
+    return {
+        arm: [arm] + [sweep_arm_name(arm, lr) for lr in arms[arm].get(SWEEP_KEY) or []]
+        for arm in run_arms
+    }

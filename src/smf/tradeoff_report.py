@@ -1,0 +1,166 @@
+"""The trade-off report: each arm's Pareto front of learning vs forgetting, and forgetting at
+matched learning (paper 1's comparison), from cached eval JSONs.
+
+An arm and its learning-rate sweep points (smf.sweeps) form a family. Every run of a family is
+a point: its learning gain on the learning probe and its forgetting on one forgetting probe,
+both the mean over seeds minus the base model, in display units (accuracy in points). The
+family's front and its forgetting at the highest learning level that every family reaches come
+from smf.tradeoff. With one learning rate per arm the front is the run and the origin (the base
+model: a learning rate of zero), so the comparison is still defined, but it is only as good as
+the fronts are dense: the table says how many rates each arm tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from smf import report
+from smf.tradeoff import Point, forgetting_at_matched_learning, forgetting_of, pareto_front
+
+FRONT_STYLE = {"linewidth": 1.2, "alpha": 0.9}
+LEVEL_STYLE = {"color": "#555555", "linestyle": "--", "linewidth": 0.8}
+
+
+def _scaled(df: pd.DataFrame, probe: str) -> tuple[pd.DataFrame, dict]:
+    meta = report._probe_meta(df, probe)
+    scale = report.METRICS[meta["metric"]]["scale"]
+    rows = df[df["probe"] == probe].assign(value=lambda d: d["value"] * scale)
+    return rows, meta
+
+
+def run_points(
+    df: pd.DataFrame, runs: Sequence[str], learning_probe: str, forgetting_probe: str
+) -> pd.DataFrame:
+    """Per run: learning gain and forgetting vs base (mean over seeds) with their seed stds."""
+    learn, learn_meta = _scaled(df, learning_probe)
+    forget, forget_meta = _scaled(df, forgetting_probe)
+    out = []
+    for run in runs:
+        row = {"run": run}
+        axes = (
+            ("learning", learning_probe, learn, learn_meta),
+            ("forgetting", forgetting_probe, forget, forget_meta),
+        )
+        for axis, probe, rows, meta in axes:
+            base = rows[rows["arm"] == report.REFERENCE_ARM]["value"]
+            values = rows[rows["arm"] == run]["value"]
+            if base.empty or values.empty:
+                missing = report.REFERENCE_ARM if base.empty else run
+                raise ValueError(f"eval results missing for arm {missing!r}, probe {probe!r}")
+            delta = values - base.mean()
+            sign = 1.0 if axis == "learning" else forgetting_of(1.0, meta["higher_is_better"])
+            row[axis] = sign * delta.mean()
+            row[f"{axis}_std"] = delta.std(ddof=1) if len(delta) > 1 else 0.0
+        row["seeds"] = len(values)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def fronts_and_points(
+    df: pd.DataFrame,
+    families: Mapping[str, Sequence[str]],
+    learning_probe: str,
+    forgetting_probe: str,
+) -> tuple[dict[str, pd.DataFrame], dict[str, list[Point]]]:
+    points = {
+        f: run_points(df, runs, learning_probe, forgetting_probe) for f, runs in families.items()
+    }
+    fronts = {
+        f: pareto_front([Point(r.learning, r.forgetting, r.run) for r in p.itertuples()])
+        for f, p in points.items()
+    }
+    return points, fronts
+
+
+def matched_table(
+    df: pd.DataFrame,
+    families: Mapping[str, Sequence[str]],
+    learning_probe: str,
+    forgetting_probes: Sequence[str],
+) -> pd.DataFrame:
+    """Rows: families. Columns: rates tried, best learning gain, and per forgetting probe the
+    forgetting at the matched level (NaN where a front does not reach it). attrs: the levels."""
+    table = pd.DataFrame(index=pd.Index(list(families), name="arm"))
+    table["runs"] = [len(runs) for runs in families.values()]
+    levels = {}
+    for probe in forgetting_probes:
+        points, fronts = fronts_and_points(df, families, learning_probe, probe)
+        table["best_learning"] = [points[f]["learning"].max() for f in families]
+        level, at = forgetting_at_matched_learning(fronts)
+        levels[probe] = level
+        table[f"{probe}_at_matched"] = [at[f] for f in families]
+    table.attrs = {"levels": levels, "learning_probe": learning_probe}
+    return table
+
+
+def write_matched_table(table: pd.DataFrame, out_csv: str | Path, out_md: str | Path) -> None:
+    table.to_csv(out_csv, float_format="%.6g")
+    learning = report.PROBE_LABELS.get(table.attrs["learning_probe"], table.attrs["learning_probe"])
+    lines = [
+        "| arm | runs | best learning gain | "
+        + " | ".join(f"{report.PROBE_LABELS.get(p, p)} forgetting" for p in table.attrs["levels"])
+        + " |",
+        "|---|---|---|" + "---|" * len(table.attrs["levels"]),
+    ]
+    for arm, row in table.iterrows():
+        cells = [arm, str(int(row["runs"])), f"{row['best_learning']:+.2f}"]
+        for probe in table.attrs["levels"]:
+            value = row[f"{probe}_at_matched"]
+            cells.append("–" if pd.isna(value) else f"{value:+.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = []
+    for probe, level in table.attrs["levels"].items():
+        name = report.PROBE_LABELS.get(probe, probe)
+        notes.append(
+            f"{name}: no learning level every arm reaches (some arm never gains)"
+            if level is None
+            else f"{name}: forgetting at a {learning} gain of {level:+.2f}, the highest every "
+            "arm reaches, interpolated on each arm's Pareto front (origin = base model)"
+        )
+    lines += ["", "Forgetting is positive when worse than base (accuracy drop in points, "
+              "perplexity increase). " + "; ".join(notes) + "."]  # fmt: skip
+    Path(out_md).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def plot_pareto_fronts(
+    df: pd.DataFrame,
+    families: Mapping[str, Sequence[str]],
+    learning_probe: str,
+    forgetting_probes: Sequence[str],
+    out_png: str | Path,
+    out_pdf: str | Path,
+) -> None:
+    """One panel per forgetting probe: every run (seed std as error bars) and each family's
+    front from the origin; the matched learning level as a dashed line."""
+    colors = report._arm_colors(list(families))
+    width, height = report.PANEL_SIZE
+    with report.matplotlib.rc_context(report.STYLE):
+        fig = Figure(figsize=(width * len(forgetting_probes), height), layout="constrained")
+        axes = fig.subplots(1, len(forgetting_probes), squeeze=False)[0]
+        for ax, probe in zip(axes, forgetting_probes, strict=True):
+            points, fronts = fronts_and_points(df, families, learning_probe, probe)
+            for i, (family, pts) in enumerate(points.items()):
+                color = colors[family]
+                marker = report.MARKERS[i % len(report.MARKERS)]
+                ax.errorbar(
+                    pts["learning"], pts["forgetting"], xerr=pts["learning_std"],
+                    yerr=pts["forgetting_std"], fmt=marker, color=color, capsize=2,
+                    label=f"{family} ({len(pts)} lr)",
+                )  # fmt: skip
+                front = fronts[family]
+                ax.plot([p.learning for p in front], [p.forgetting for p in front], color=color,
+                        **FRONT_STYLE)  # fmt: skip
+            level, _ = forgetting_at_matched_learning(fronts)
+            if level is not None:
+                ax.axvline(level, **LEVEL_STYLE)
+            ax.scatter([0], [0], marker=report.BASE_MARKER, color="black", zorder=3)
+            learn_label = report.PROBE_LABELS.get(learning_probe, learning_probe)
+            ax.set_xlabel(f"{learn_label} gain vs base (↑ learned)")
+            ax.set_ylabel(f"{report.PROBE_LABELS.get(probe, probe)} forgetting vs base (↓ kept)")
+            ax.set_title(f"Pareto fronts: {report.PROBE_LABELS.get(probe, probe)}")
+        axes[0].legend(loc="best")
+        report._save(fig, out_png, out_pdf)
