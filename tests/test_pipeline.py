@@ -58,7 +58,10 @@ def test_demo_fills_every_row_of_the_table(demo):
     for probe in ("medmcqa", "wikitext", "triviaqa"):
         assert table[probe].notna().all(), probe
     assert (table.loc[["full", "lora", "smf_tfidf", "smf_kl"], "n_seeds"] == 2).all()
-    for fig in ("learning_vs_forgetting", "loss_curves"):
+    matched = pd.read_csv(demo / "results/tables/matched_learning.csv", index_col=0)
+    assert list(matched.index) == ["full", "lora", "smf_tfidf", "smf_kl"]
+    assert (matched["runs"] == 1).all()
+    for fig in ("learning_vs_forgetting", "loss_curves", "pareto_fronts"):
         for ext in ("png", "pdf"):
             assert (demo / f"results/figures/{fig}.{ext}").stat().st_size > 1000
     log = [json.loads(x) for x in (demo / "results/runs/smf_kl/seed0/train_log.jsonl").open()]
@@ -106,6 +109,15 @@ def test_changing_one_arm_reruns_only_its_branch(demo):
     assert job_counts(out) == {
         "finetune_lora": 2, "evaluate": 2, "tables": 1, "figures": 1, "tradeoff": 1, "all": 1,
     }  # fmt: skip
+
+
+def test_adding_a_learning_rate_trains_only_the_new_branch(demo):
+    """A sweep point is a new arm: its runs and evaluations, and the trade-off report; the
+    main table and figures (each arm's own rate) and every cached run stay as they are."""
+    overlay = demo / "lora_sweep.yaml"
+    overlay.write_text("arms:\n  lora: {lr_sweep: [0.005]}\n")
+    out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
+    assert job_counts(out) == {"finetune_lora": 2, "evaluate": 2, "tradeoff": 1, "all": 1}
 
 
 def test_a_retrofit_variant_is_its_own_cached_branch(demo):
