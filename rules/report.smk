@@ -66,6 +66,7 @@ rule tradeoff:
     output:
         csv="results/tables/matched_learning.csv",
         md="results/tables/matched_learning.md",
+        runs_csv="results/tables/learning_gains.csv",
         png=report(
             "results/figures/pareto_fronts.png",
             caption="../docs/report/pareto.rst",

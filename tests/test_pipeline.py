@@ -61,6 +61,9 @@ def test_demo_fills_every_row_of_the_table(demo):
     matched = pd.read_csv(demo / "results/tables/matched_learning.csv", index_col=0)
     assert list(matched.index) == ["full", "lora", "smf_tfidf", "smf_kl"]
     assert (matched["runs"] == 1).all()
+    gains = pd.read_csv(demo / "results/tables/learning_gains.csv", index_col=0)
+    assert (gains["learning_low"] <= gains["learning"]).all()
+    assert (gains["learning"] <= gains["learning_high"]).all()
     for fig in ("learning_vs_forgetting", "loss_curves", "pareto_fronts"):
         for ext in ("png", "pdf"):
             assert (demo / f"results/figures/{fig}.{ext}").stat().st_size > 1000

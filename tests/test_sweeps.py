@@ -66,6 +66,9 @@ RUNS = {  # run -> per seed (medmcqa, wikitext)
 FAMILIES = {"full": ["full_lr1e-05", "full"], "smf": ["smf", "smf_lr3"]}
 
 
+N_QUESTIONS = 100
+
+
 def write_eval(root: Path, arm: str, seed: int | None, probe: str, value: float) -> Path:
     kinds = {"medmcqa": ("multiple_choice", "accuracy", True),
              "wikitext": ("perplexity", "perplexity", False)}  # fmt: skip
@@ -73,7 +76,10 @@ def write_eval(root: Path, arm: str, seed: int | None, probe: str, value: float)
     model = arm if seed is None else f"{arm}-seed{seed}"
     record = {"model": model, "arm": arm, "seed": seed, "probe": probe, "kind": kind,
               "protocol": "paper3", "metric": metric, "value": value,
-              "higher_is_better": higher, "n": 100}  # fmt: skip
+              "higher_is_better": higher, "n": N_QUESTIONS}  # fmt: skip
+    if kind == "multiple_choice":  # the first value x 100 questions right
+        right = round(value * N_QUESTIONS)
+        record["answers"] = [{"id": f"q{i}", "correct": i < right} for i in range(N_QUESTIONS)]
     path = root / model / f"{probe}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
@@ -117,9 +123,38 @@ def test_a_family_without_results_is_an_error_naming_the_run(eval_paths):
         tradeoff_report.matched_table(df, {"smf": ["smf", "smf_lr9"]}, "medmcqa", ["wikitext"])
 
 
+def test_learning_gain_interval_is_a_paired_bootstrap_over_questions(eval_paths):
+    df = report.load_eval_results(eval_paths)
+    runs = tradeoff_report.runs_table(df, FAMILIES, "medmcqa", ["wikitext"])
+    assert list(runs.index) == ["full_lr1e-05", "full", "smf", "smf_lr3"]
+    full = runs.loc["full"]
+    # every base-correct question stays correct and 20 more are right: the paired difference
+    # is a mean of 20 ones in 100 questions, its interval inside (0, 40) and around 20
+    assert 10 < full["learning_low"] < 20 < full["learning_high"] < 30
+    half = (full["learning_high"] - full["learning_low"]) / 2
+    assert half > 0.25 * 20 and not full["measured"]  # +20 of 100 questions: ±8, noise
+    # smf: +5 points from 4 and 6 extra right answers per seed, none lost: above zero, but
+    # not measured by the quarter-of-the-gain rule
+    assert 0 < runs.loc["smf", "learning_low"] < 5 < runs.loc["smf", "learning_high"]
+    assert not runs.loc["smf", "measured"]
+    assert runs.loc["smf_lr3", "wikitext_forgetting"] == pytest.approx(0.5)
+
+
+def test_questions_that_differ_from_the_base_models_are_an_error(eval_paths):
+    path = next(p for p in eval_paths if "smf-seed0/medmcqa" in p)
+    record = json.loads(Path(path).read_text())
+    record["answers"][0]["id"] = "other"
+    Path(path).write_text(json.dumps(record))
+    df = report.load_eval_results(eval_paths)
+    with pytest.raises(ValueError, match="smf-seed0"):
+        tradeoff_report.runs_table(df, FAMILIES, "medmcqa", ["wikitext"])
+
+
 def test_build_tradeoff_writes_table_and_figure(eval_paths, tmp_path):
-    out = {k: tmp_path / f"out.{k}" for k in ("csv", "md", "png", "pdf")}
+    out = {k: tmp_path / f"out.{k}" for k in ("csv", "runs_csv", "md", "png", "pdf")}
     build_tradeoff(eval_paths, FAMILIES, "medmcqa", ["wikitext"], out)
+    runs = pd.read_csv(out["runs_csv"], index_col=0)
+    assert list(runs.index) == ["full_lr1e-05", "full", "smf", "smf_lr3"]
     csv = pd.read_csv(out["csv"], index_col=0)
     assert csv.loc["smf", "wikitext_at_matched"] == pytest.approx(0.5)
     md = out["md"].read_text()
@@ -137,5 +172,17 @@ def test_no_matched_level_is_reported_not_invented(tmp_path):
     table = tradeoff_report.matched_table(df, {"a": ["a"], "b": ["b"]}, "medmcqa", ["wikitext"])
     assert table.attrs["levels"] == {"wikitext": None}
     assert table["wikitext_at_matched"].isna().all()
-    tradeoff_report.write_matched_table(table, tmp_path / "t.csv", tmp_path / "t.md")
+    runs = tradeoff_report.runs_table(df, {"a": ["a"], "b": ["b"]}, "medmcqa", ["wikitext"])
+    out = {"csv": tmp_path / "t.csv", "runs_csv": tmp_path / "r.csv", "md": tmp_path / "t.md"}
+    tradeoff_report.write_tradeoff_tables(table, runs, out)
     assert "no learning level every arm reaches" in (tmp_path / "t.md").read_text()
+
+
+def test_a_large_gain_counts_as_measured(tmp_path):
+    paths = [write_eval(tmp_path, "base", None, p, v) for p, v in BASE.items()]
+    paths.append(write_eval(tmp_path, "a", 0, "medmcqa", 0.90))
+    paths.append(write_eval(tmp_path, "a", 0, "wikitext", 10.0))
+    df = report.load_eval_results(paths)
+    row = tradeoff_report.runs_table(df, {"a": ["a"]}, "medmcqa", ["wikitext"]).loc["a"]
+    assert row["learning"] == pytest.approx(60.0)
+    assert row["learning_high"] - row["learning_low"] < 0.5 * 60 and row["measured"]

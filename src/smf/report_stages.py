@@ -54,7 +54,8 @@ def build_tradeoff(
     """Pareto fronts over each arm's learning-rate sweep and forgetting at matched learning."""
     df = report.load_eval_results(eval_paths)
     table = tradeoff_report.matched_table(df, families, learning_probe, forgetting_probes)
-    tradeoff_report.write_matched_table(table, out["csv"], out["md"])
+    runs = tradeoff_report.runs_table(df, families, learning_probe, forgetting_probes)
+    tradeoff_report.write_tradeoff_tables(table, runs, out)
     tradeoff_report.plot_pareto_fronts(
         df, families, learning_probe, forgetting_probes, out["png"], out["pdf"]
     )

@@ -8,17 +8,25 @@ family's front and its forgetting at the highest learning level that every famil
 from smf.tradeoff. With one learning rate per arm the front is the run and the origin (the base
 model: a learning rate of zero), so the comparison is still defined, but it is only as good as
 the fronts are dense: the table says how many rates each arm tried.
+
+A run's learning gain also gets a 95 % interval over questions (smf.intervals, paired with the
+base model on the same questions, of the per-question score averaged over seeds), from the
+per-question verdicts every MCQ and QA eval JSON keeps (`answers`). A gain counts as measured
+when that interval's half-width is below a quarter of the gain (`MEASURED_RATIO`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from smf import report
+from smf.intervals import CONFIDENCE, bootstrap_paired_difference
 from smf.tradeoff import Point, forgetting_at_matched_learning, forgetting_of, pareto_front
 
 FRONT_STYLE = {"linewidth": 1.2, "alpha": 0.9}
@@ -32,10 +40,40 @@ def _scaled(df: pd.DataFrame, probe: str) -> tuple[pd.DataFrame, dict]:
     return rows, meta
 
 
+MEASURED_RATIO = 0.25  # a gain is measured when its 95 % interval's half-width is below this x gain
+
+
+def _question_scores(path: str) -> dict[str, float] | None:
+    """{question id: 1.0 or 0.0} from an eval JSON's per-question `answers` (None without)."""
+    answers = json.loads(Path(path).read_text(encoding="utf-8")).get("answers")
+    if answers is None:
+        return None
+    return {str(a["id"]): float(a["correct"]) for a in answers}
+
+
+def gain_interval(df: pd.DataFrame, run: str, probe: str, scale: float) -> tuple[float, float]:
+    """(low, high) of the run's gain over base on `probe`, bootstrapped over questions, in
+    display units; (nan, nan) when the eval files keep no per-question answers."""
+    rows = df[df["probe"] == probe]
+    base = _question_scores(rows[rows["arm"] == report.REFERENCE_ARM]["path"].iloc[0])
+    paths = list(rows[rows["arm"] == run]["path"])
+    seeds = [_question_scores(p) for p in paths]
+    if base is None or any(s is None for s in seeds):
+        return float("nan"), float("nan")
+    ids = list(base)
+    for path, scores in zip(paths, seeds, strict=True):
+        if set(scores) != set(ids):
+            raise ValueError(f"{path}: its questions differ from the base model's on {probe!r}")
+    mean = np.mean([[scores[i] for i in ids] for scores in seeds], axis=0)
+    interval = bootstrap_paired_difference(mean, [base[i] for i in ids])
+    return interval.low * scale, interval.high * scale
+
+
 def run_points(
     df: pd.DataFrame, runs: Sequence[str], learning_probe: str, forgetting_probe: str
 ) -> pd.DataFrame:
-    """Per run: learning gain and forgetting vs base (mean over seeds) with their seed stds."""
+    """Per run: learning gain and forgetting vs base (mean over seeds) with their seed stds,
+    and the learning gain's interval over questions (`learning_low`, `learning_high`)."""
     learn, learn_meta = _scaled(df, learning_probe)
     forget, forget_meta = _scaled(df, forgetting_probe)
     out = []
@@ -56,6 +94,8 @@ def run_points(
             row[axis] = sign * delta.mean()
             row[f"{axis}_std"] = delta.std(ddof=1) if len(delta) > 1 else 0.0
         row["seeds"] = len(values)
+        scale = report.METRICS[learn_meta["metric"]]["scale"]
+        row["learning_low"], row["learning_high"] = gain_interval(df, run, learning_probe, scale)
         out.append(row)
     return pd.DataFrame(out)
 
@@ -97,8 +137,64 @@ def matched_table(
     return table
 
 
-def write_matched_table(table: pd.DataFrame, out_csv: str | Path, out_md: str | Path) -> None:
-    table.to_csv(out_csv, float_format="%.6g")
+def runs_table(
+    df: pd.DataFrame,
+    families: Mapping[str, Sequence[str]],
+    learning_probe: str,
+    forgetting_probes: Sequence[str],
+) -> pd.DataFrame:
+    """One row per run: its family, seeds, learning gain (seed std, interval over questions,
+    whether it is measured) and forgetting per probe (seed std)."""
+    rows = []
+    for family, runs in families.items():
+        per_probe = [run_points(df, runs, learning_probe, p) for p in forgetting_probes]
+        for i, run in enumerate(runs):
+            first = per_probe[0].iloc[i]
+            row = {"run": run, "arm": family, "seeds": int(first["seeds"])}
+            for key in ("learning", "learning_std", "learning_low", "learning_high"):
+                row[key] = first[key]
+            half = (first["learning_high"] - first["learning_low"]) / 2
+            row["measured"] = bool(
+                first["learning"] > 0 and half < MEASURED_RATIO * first["learning"]
+            )
+            for probe, points in zip(forgetting_probes, per_probe, strict=True):
+                row[f"{probe}_forgetting"] = points.iloc[i]["forgetting"]
+                row[f"{probe}_forgetting_std"] = points.iloc[i]["forgetting_std"]
+            rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
+
+
+def _runs_markdown(
+    runs: pd.DataFrame, learning: str, forgetting_probes: Sequence[str]
+) -> list[str]:
+    pct = int(round(CONFIDENCE * 100))
+    header = ["run", "seeds", f"{learning} gain (± seed std) [{pct} % CI over questions]"]
+    header += [
+        f"{report.PROBE_LABELS.get(p, p)} forgetting (± seed std)" for p in forgetting_probes
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for run, row in runs.iterrows():
+        ci = (
+            "no per-question answers"
+            if pd.isna(row["learning_low"])
+            else f"[{row['learning_low']:+.2f}, {row['learning_high']:+.2f}]"
+            + ("" if row["measured"] else " not measured")
+        )
+        cells = [run, str(row["seeds"]),
+                 f"{row['learning']:+.2f} ± {row['learning_std']:.2f} {ci}"]  # fmt: skip
+        for probe in forgetting_probes:
+            cells.append(
+                f"{row[f'{probe}_forgetting']:+.2f} ± {row[f'{probe}_forgetting_std']:.2f}"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_tradeoff_tables(table: pd.DataFrame, runs: pd.DataFrame, out: Mapping) -> None:
+    """matched_learning.{csv,md} (the md also lists every run) and the runs' csv."""
+    table.to_csv(out["csv"], float_format="%.6g")
+    runs.to_csv(out["runs_csv"], float_format="%.6g")
+    out_md = out["md"]
     learning = report.PROBE_LABELS.get(table.attrs["learning_probe"], table.attrs["learning_probe"])
     lines = [
         "| arm | runs | best learning gain | "
@@ -123,6 +219,12 @@ def write_matched_table(table: pd.DataFrame, out_csv: str | Path, out_md: str | 
         )
     lines += ["", "Forgetting is positive when worse than base (accuracy drop in points, "
               "perplexity increase). " + "; ".join(notes) + "."]  # fmt: skip
+    lines += ["", "Every run (gains and forgetting vs base, means over seeds):", ""]
+    lines += _runs_markdown(runs, learning, list(table.attrs["levels"]))
+    pct = int(round(CONFIDENCE * 100))
+    lines += ["", f"A gain is *measured* when its {pct} % interval over questions (paired "
+              f"bootstrap against the base model) has a half-width below {MEASURED_RATIO:g} x "
+              "the gain; runs marked 'not measured' are within noise."]  # fmt: skip
     Path(out_md).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -134,8 +236,9 @@ def plot_pareto_fronts(
     out_png: str | Path,
     out_pdf: str | Path,
 ) -> None:
-    """One panel per forgetting probe: every run (seed std as error bars) and each family's
-    front from the origin; the matched learning level as a dashed line."""
+    """One panel per forgetting probe: every run (x error bars: the learning gain's 95 %
+    interval over questions; y: std over seeds) and each family's front from the origin; the
+    matched learning level as a dashed line."""
     colors = report._arm_colors(list(families))
     width, height = report.PANEL_SIZE
     with report.matplotlib.rc_context(report.STYLE):
@@ -146,8 +249,11 @@ def plot_pareto_fronts(
             for i, (family, pts) in enumerate(points.items()):
                 color = colors[family]
                 marker = report.MARKERS[i % len(report.MARKERS)]
+                xerr = np.vstack([pts["learning"] - pts["learning_low"],
+                                  pts["learning_high"] - pts["learning"]])  # fmt: skip
                 ax.errorbar(
-                    pts["learning"], pts["forgetting"], xerr=pts["learning_std"],
+                    pts["learning"], pts["forgetting"],
+                    xerr=None if np.isnan(xerr).any() else xerr,
                     yerr=pts["forgetting_std"], fmt=marker, color=color, capsize=2,
                     label=f"{family} ({len(pts)} lr)",
                 )  # fmt: skip
