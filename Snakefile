@@ -21,6 +21,8 @@ include: "rules/finetune.smk"
 include: "rules/evaluate.smk"
 include: "rules/retention.smk"
 include: "rules/report.smk"
+include: "rules/fact_task.smk"
+include: "rules/experiments.smk"
 
 
 # On a cluster these run where Snakemake runs, not as jobs: they are quick, need no GPU, and
@@ -34,6 +36,7 @@ localrules:
     tables,
     figures,
     tradeoff,
+    fact_task,
 
 
 rule all:
@@ -42,3 +45,4 @@ rule all:
         rules.tables.output,
         rules.figures.output,
         rules.tradeoff.output,
+        [target for targets in EXP_TARGETS.values() for target in targets],

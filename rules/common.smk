@@ -66,12 +66,59 @@ RETROFITS = list(
 # seeding per_run (paper 3's code): each seed shuffles its own task subset and builds its own
 # retrofit and background; shared: one of each (retrofit.seed) for every seed
 PER_RUN = config["seeding"] == "per_run"
+
+
+def experiment_spec(name, spec):
+    """What the rules of one further experiment (rules/experiments.smk) need to know."""
+    families = sweeps.families(spec["arms"], spec["run_arms"] or list(spec["arms"]))
+    spec["arms"] = sweeps.expand_sweeps(spec["arms"])
+    own = list(spec["probes"])
+    learning = spec["learning_probe"]
+    return {
+        "task_dataset": spec["task"]["dataset"],
+        "task_kind": config["data"][spec["task"]["dataset"]]["kind"],
+        "header": spec["task"].get("header", ""),
+        "own_probes": own,
+        "learning_probe": learning,
+        "forgetting_probes": [p for p in own if p != learning]
+        + spec["forgetting_probes"],
+        "probes": [learning]
+        + [p for p in own if p != learning]
+        + spec["forgetting_probes"],
+        "families": families,
+        "main_arms": list(families),
+        "runs": [run for family in families.values() for run in family],
+    }
+
+
+RUN_EXPERIMENTS = config["run_experiments"]
+if RUN_EXPERIMENTS is None:
+    RUN_EXPERIMENTS = list(config["experiments"])
+_unknown = [e for e in RUN_EXPERIMENTS if e not in config["experiments"]]
+if _unknown:
+    raise WorkflowError(
+        f"run_experiments: {_unknown} are not keys of `experiments` "
+        f"(have {sorted(config['experiments'])})"
+    )
+try:
+    EXPERIMENTS = {
+        name: experiment_spec(name, config["experiments"][name])
+        for name in RUN_EXPERIMENTS
+    }
+except ValueError as err:
+    raise WorkflowError(f"experiments: {err}") from None
+
 # one folder per seed inside each retrofit and background folder under per_run seeding
 RETROFIT_RUN = "{retrofit}/seed{seed}" if PER_RUN else "{retrofit}"
 BACKGROUND_RUN = "{background}/seed{seed}" if PER_RUN else "{background}"
 RETROFIT_MODELS = (
     [f"{r}-seed{s}" for r in RETROFITS for s in SEEDS] if PER_RUN else RETROFITS
 )
+# an experiment's reference models: the base and the main retrofit (its forgetting scores are
+# the main experiment's; only the experiment's own probes are run on them again)
+EXP_REFERENCE_MODELS = ["base"] + [
+    m for m in RETROFIT_MODELS if m.partition("-seed")[0] == "retrofit"
+]
 STD_NOTE = (
     f"± is the std over seeds {SEEDS} of the whole chain: each seed has its own task "
     "shuffle, retrofit, recovery and background (seeding: per_run, as paper 3's code)."

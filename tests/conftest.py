@@ -171,6 +171,7 @@ def tiny_config() -> dict:
     smf = {**config["arms"]["smf_tfidf"]["smf"], "top_t": 8}
     config["arms"] = {"smf_tfidf": {**config["arms"]["smf_tfidf"], "smf": smf}}
     config["run_arms"] = None
+    config["run_experiments"] = []  # the main experiment only
     return config
 
 

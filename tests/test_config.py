@@ -14,6 +14,22 @@ BAD = {
     "layer_outside_model": ("retrofit: {layers: [1, 9]}\n", "retrofit.layers: [9]"),
     "top_t_too_large": ("arms:\n  smf_kl: {smf: {top_t: 5000}}\n", "arms.smf_kl.smf.top_t"),
     "sweep_rate_twice": ("arms:\n  lora: {lr_sweep: [0.003, 0.003]}\n", "arms.lora.lr_sweep"),
+    "experiment_learning_probe": (
+        "experiments:\n  facts: {learning_probe: nope}\n",
+        "experiments.facts.learning_probe",
+    ),
+    "experiment_forgetting_probe": (
+        "experiments:\n  facts: {forgetting_probes: [wikitxt]}\n",
+        "experiments.facts.forgetting_probes",
+    ),
+    "experiment_probe_shadows_a_shared_one": (
+        "experiments:\n  facts: {probes: {wikitext: {dataset: facts_eval, kind: qa}}}\n",
+        "experiments.facts.probes.wikitext",
+    ),
+    "experiment_top_t": (
+        "experiments:\n  facts: {arms: {smf_kl: {smf: {top_t: 5000}}}}\n",
+        "experiments.facts.arms.smf_kl.smf.top_t",
+    ),
     "probe_without_dataset": ("probes:\n  medmcqa: {dataset: nope}\n", "probes.medmcqa.dataset"),
 }
 
@@ -52,9 +68,14 @@ def test_demo_and_paper_profiles_build_their_dags(workflow):
     # additive+S, each with TF-IDF and KL); seeding per_run: 2 retrofits (additive,
     # replacement) with their backgrounds and a task shuffle per seed; base + 6 retrofits + 30
     # model evaluations; 5 shared datasets
+    # paper 1's fact experiment (results/facts/): 4 arms x 3 learning rates x 3 seeds, its
+    # probe on base and the 3 main retrofits; 2 more datasets (its training texts and questions)
     for rule, n in [("finetune_smf", 24), ("finetune_lora", 3), ("finetune_full", 3),
                     ("retrofit", 6), ("background", 6), ("evaluate", 37),
-                    ("prepare_data", 5), ("prepare_task_shuffle", 3)]:  # fmt: skip
+                    ("prepare_data", 7), ("prepare_task_shuffle", 3), ("fact_task", 1),
+                    ("finetune_smf_facts", 18), ("finetune_lora_facts", 9),
+                    ("finetune_full_facts", 9), ("evaluate_arms_facts", 36),
+                    ("evaluate_reference_facts", 4), ("tables_facts", 1)]:  # fmt: skip
         assert f"{rule} {n}" in " ".join(paper.stdout.split()), rule
 
 
@@ -90,3 +111,15 @@ def test_an_lr_sweep_adds_one_branch_per_rate(workflow):
     assert "results/eval/smf_kl_lr0.05-seed1/wikitext.json" in tradeoff
     named = snakemake(workflow, "smf_kl", "--configfile", "config/demo.yaml", "overlay.yaml")
     assert "results/eval/smf_kl_lr0.005-seed0/medmcqa.json" in named.stdout
+
+
+def test_naturalquestions_joins_the_fact_experiment_by_overlay(workflow):
+    """config/facts_nq.yaml adds paper 1's NQ probe to the fact experiment (paper profile)."""
+    proc = snakemake(
+        workflow, "facts", "--configfile", "config/config.yaml", "config/facts_nq.yaml"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for path in ("results/facts/eval/base/nq.json", "results/facts/eval/smf_tfidf-seed2/nq.json",
+                 "results/data/nq_open.jsonl"):  # fmt: skip
+        assert path in proc.stdout, path
+    assert "results/eval/base/nq.json" not in proc.stdout  # the main experiment is untouched

@@ -402,3 +402,19 @@ def test_jsonl_round_trip_and_errors(tmp_path):
     bad.write_text('{"a": 1}\n{"a": 2}\n{"a": \n')
     with pytest.raises(DataError, match=r"bad\.jsonl:3"):
         read_jsonl(bad)
+
+
+def test_nq_open_format():
+    """NaturalQuestions nq_open (paper 1's forgetting probe): the answer column is a list."""
+    rows = [
+        {"question": "who wrote hamlet", "answer": ["William Shakespeare", "Shakespeare"]},
+        {"question": "capital of france", "answer": ["Paris"]},
+    ]
+    records, stats = prepare_qa(datasets.Dataset.from_list(rows), name="nq")
+    assert stats["format"] == "nq_open"
+    assert records[0]["answer"] == "William Shakespeare"
+    assert records[0]["aliases"] == ["William Shakespeare", "Shakespeare"]
+    assert records[1]["question"] == "capital of france"
+    empty = [{"question": "q", "answer": [""]}]
+    with pytest.raises(DataError, match="record 0: field 'answer' has no answer"):
+        prepare_qa(datasets.Dataset.from_list(empty), name="nq")

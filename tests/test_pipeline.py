@@ -114,6 +114,33 @@ def test_changing_one_arm_reruns_only_its_branch(demo):
     }  # fmt: skip
 
 
+def test_the_fact_experiment_has_its_own_table(demo):
+    """Paper 1's experiment: its arms scored on its own probe and the shared forgetting probes;
+    the reference models' forgetting scores are the main experiment's, not recomputed."""
+    facts = pd.read_csv(demo / "results/facts/tables/main.csv", index_col=0)
+    main = pd.read_csv(demo / "results/tables/main.csv", index_col=0)
+    assert list(facts.index) == ["base", "retrofit", "full", "lora", "smf_tfidf", "smf_kl"]
+    for probe in ("facts", "wikitext", "triviaqa"):
+        assert facts[probe].notna().all(), probe
+    assert facts.loc["base", "wikitext"] == main.loc["base", "wikitext"]
+    assert not (demo / "results/facts/eval/base/wikitext.json").exists()
+    assert facts.loc["base", "facts"] == 0  # nobody can know invented people
+    log = [json.loads(x) for x in (demo / "results/facts/runs/smf_kl/seed0/train_log.jsonl").open()]
+    assert all(0 < r["rows_updated"] <= 2 * 64 for r in log)
+    assert (demo / "results/facts/figures/pareto_fronts.png").stat().st_size > 1000
+
+
+def test_each_experiment_reruns_alone(demo):
+    """A change to the fact experiment's arm reruns its branch and report only."""
+    overlay = demo / "facts_lr.yaml"
+    overlay.write_text("experiments:\n  facts:\n    arms:\n      lora: {train: {lr: 0.005}}\n")
+    out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
+    assert job_counts(out) == {
+        "finetune_lora_facts": 2, "evaluate_arms_facts": 2, "tables_facts": 1,
+        "figures_facts": 1, "tradeoff_facts": 1, "all": 1,
+    }  # fmt: skip
+
+
 def test_adding_a_learning_rate_trains_only_the_new_branch(demo):
     """A sweep point is a new arm: its runs and evaluations, and the trade-off report; the
     main table and figures (each arm's own rate) and every cached run stay as they are."""

@@ -162,3 +162,20 @@ def test_length_grouping_covers_each_epoch_pads_less_and_is_deterministic():
     assert sum(lengths) <= padded_tokens(a)
     with pytest.raises(ValueError, match="BatchPlan"):
         step_batches(600, 0, grouped)
+
+
+def test_group_size_keeps_each_group_in_one_step():
+    """Paper 1's batches: texts come in consecutive groups (one fact's paraphrases); an epoch
+    shuffles whole groups, so with an effective batch of one group each step holds one fact."""
+    cfg = config(micro_batch_size=3, grad_accum=2, group_size=6)
+    plan = BatchPlan([10] * 60, cfg)
+    steps = [sum(plan.micro_batches(s), []) for s in range(10)]
+    assert sorted(i for step in steps for i in step) == list(range(60))
+    for step in steps:
+        assert step == list(range(step[0], step[0] + 6)) and step[0] % 6 == 0
+    assert [s[0] for s in steps] != sorted(s[0] for s in steps)  # the groups are shuffled
+    assert [sum(plan.micro_batches(s), []) for s in range(10, 20)] != steps  # per epoch
+    with pytest.raises(ValueError, match="does not divide"):
+        BatchPlan([10] * 61, cfg)
+    with pytest.raises(ValueError, match="exclude"):
+        config(group_size=6, group_by_length=True)

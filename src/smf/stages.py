@@ -236,8 +236,14 @@ def background_stats(
 SELECTION_KEYS = {"count_tokens": "count_tokens", "select_per": "per", "kl_eps": "kl_eps"}
 
 
-def task_texts(task_path: str | Path, header: str) -> list[str]:
-    return [prompts.mcq_training_text(r, header=header) for r in data.read_jsonl(task_path)]
+def task_texts(task_path: str | Path, header: str, kind: str = "multiple_choice") -> list[str]:
+    """Training texts: multiple-choice records in paper 3's format, or text records as they are."""
+    records = data.read_jsonl(task_path)
+    if kind == "text":
+        return [r["text"] for r in records]
+    if kind != "multiple_choice":
+        raise ValueError(f"{task_path}: a task dataset is multiple_choice or text, not {kind!r}")
+    return [prompts.mcq_training_text(r, header=header) for r in records]
 
 
 @lock.holds_work_dir
@@ -257,6 +263,7 @@ def finetune(
     device: str,
     memory_path: str | Path | None = None,
     background_path: str | Path | None = None,
+    task_kind: str = "multiple_choice",
 ) -> dict:
     """Train one arm with one seed; writes its artifact, train_log.jsonl and summary.json."""
     kind = arm_cfg["kind"]
@@ -292,7 +299,7 @@ def finetune(
             model, opt = arms.setup_lora(model, tcfg, arm_cfg["lora"])
         else:
             raise ValueError(f"arms.{arm}.kind must be one of {arms.KINDS}, got {kind!r}")
-    texts = task_texts(task_path, header)
+    texts = task_texts(task_path, header, task_kind)
     result = train(
         model, tokenizer, texts, tcfg, opt, work_dir=work_dir,
         fingerprint=fingerprint(arm_cfg, train_cfg, seed, len(texts)), selection=selection,

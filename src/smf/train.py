@@ -70,6 +70,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16_autocast | bf16 (see smf.precision)
     group_by_length: bool = False  # batches of similar length (less padding), see BatchPlan
     log_every: int = 1  # steps between host syncs of loss and grad norm (logged every step)
+    group_size: int = 1  # consecutive texts that stay together when shuffled, see BatchPlan
 
     def __post_init__(self) -> None:
         check_choice("schedule", self.schedule, SCHEDULES)
@@ -77,6 +78,10 @@ class TrainConfig:
         precision.check(self.precision)
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
+        if self.group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {self.group_size}")
+        if self.group_size > 1 and self.group_by_length:
+            raise ValueError("group_size > 1 and group_by_length exclude each other")
         self.betas = tuple(self.betas)
 
 
@@ -219,18 +224,28 @@ def group_by_length(
 class BatchPlan:
     """Which examples each micro-batch of each optimizer step holds: a pure function of the
     seed, the epoch and (with `group_by_length`) the token lengths, so a resumed run replays
-    exactly the same batches. The current epoch's order is computed once."""
+    exactly the same batches. The current epoch's order is computed once.
+
+    With `group_size` g > 1 the texts come in consecutive groups of g (paper 1: the
+    paraphrases of one fact) and an epoch shuffles whole groups, keeping each group's texts
+    together and in order; with an effective batch of g every step teaches one fact."""
 
     def __init__(self, lengths: Sequence[int], cfg: TrainConfig):
         self.lengths = list(lengths)
         self.cfg = cfg
         self._epoch: int | None = None
         self._order: Sequence[int] = ()
+        if len(self.lengths) % cfg.group_size:
+            raise ValueError(
+                f"group_size {cfg.group_size} does not divide the {len(self.lengths)} texts: "
+                "every group needs exactly group_size consecutive texts"
+            )
 
     def order(self, epoch: int) -> Sequence[int]:
         if epoch != self._epoch:
             cfg, n = self.cfg, len(self.lengths)
-            order = epoch_order(n, cfg.seed, epoch)
+            g = cfg.group_size
+            order = [i * g + j for i in epoch_order(n // g, cfg.seed, epoch) for j in range(g)]
             if cfg.group_by_length:
                 eb = cfg.micro_batch_size * cfg.grad_accum
                 order = group_by_length(order, self.lengths, eb, cfg.seed * 1_000_003 + epoch)
