@@ -1,9 +1,11 @@
-"""Paper 1's fact-learning task on the demo world: new facts about entities nobody has seen.
+"""Paper 1's fact-learning task: new facts about entities nobody has seen (rule fact_task,
+used by the demo and the paper profile alike).
 
 Paper 1 measures learning as answering questions about facts the model was taught in a batch of
-paraphrases, and forgetting on what it knew before. The demo version invents entities whose names
-cannot occur anywhere else in the demo (they start with letters no other demo word starts with),
-so the base model cannot know them and every correct answer after training is learned.
+paraphrases, and forgetting on what it knew before. This version invents entities whose names
+cannot occur anywhere else in the demo (they start with letters no other demo word starts with)
+and are made-up words for a real model, so the base model cannot know them and every correct
+answer after training is learned.
 
 Each fact is taught by several paraphrases: declarative sentences and question/answer pairs.
 Every relation has a few question forms; for each fact one of them, drawn at random, is held out
