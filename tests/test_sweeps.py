@@ -96,6 +96,10 @@ def eval_paths(tmp_path: Path) -> list[str]:
     return [str(p) for p in paths]
 
 
+def points_of(df, families):
+    return tradeoff_report.tradeoff_points(df, families, "medmcqa", ["wikitext"])
+
+
 def test_run_points_are_seed_means_against_base(eval_paths):
     df = report.load_eval_results(eval_paths)
     points = tradeoff_report.run_points(df, ["full", "smf_lr3"], "medmcqa", "wikitext")
@@ -108,7 +112,7 @@ def test_run_points_are_seed_means_against_base(eval_paths):
 
 def test_matched_table_interpolates_at_the_level_every_family_reaches(eval_paths):
     df = report.load_eval_results(eval_paths)
-    table = tradeoff_report.matched_table(df, FAMILIES, "medmcqa", ["wikitext"])
+    table = tradeoff_report.matched_table(points_of(df, FAMILIES), "medmcqa")
     # smf reaches +10 at most: full's front (0,0)-(6,1)-(20,5) gives 1 + 4 * 4/14 there
     assert table.attrs["levels"] == {"wikitext": pytest.approx(10.0)}
     assert table.loc["full", "wikitext_at_matched"] == pytest.approx(1 + 4 * 4 / 14)
@@ -120,12 +124,12 @@ def test_matched_table_interpolates_at_the_level_every_family_reaches(eval_paths
 def test_a_family_without_results_is_an_error_naming_the_run(eval_paths):
     df = report.load_eval_results(eval_paths)
     with pytest.raises(ValueError, match="smf_lr9"):
-        tradeoff_report.matched_table(df, {"smf": ["smf", "smf_lr9"]}, "medmcqa", ["wikitext"])
+        tradeoff_report.matched_table(points_of(df, {"smf": ["smf", "smf_lr9"]}), "medmcqa")
 
 
 def test_learning_gain_interval_is_a_paired_bootstrap_over_questions(eval_paths):
     df = report.load_eval_results(eval_paths)
-    runs = tradeoff_report.runs_table(df, FAMILIES, "medmcqa", ["wikitext"])
+    runs = tradeoff_report.runs_table(points_of(df, FAMILIES))
     assert list(runs.index) == ["full_lr1e-05", "full", "smf", "smf_lr3"]
     full = runs.loc["full"]
     # every base-correct question stays correct and 20 more are right: the paired difference
@@ -147,7 +151,7 @@ def test_questions_that_differ_from_the_base_models_are_an_error(eval_paths):
     Path(path).write_text(json.dumps(record))
     df = report.load_eval_results(eval_paths)
     with pytest.raises(ValueError, match="smf-seed0"):
-        tradeoff_report.runs_table(df, FAMILIES, "medmcqa", ["wikitext"])
+        tradeoff_report.runs_table(points_of(df, FAMILIES))
 
 
 def test_build_tradeoff_writes_table_and_figure(eval_paths, tmp_path):
@@ -169,10 +173,10 @@ def test_no_matched_level_is_reported_not_invented(tmp_path):
         paths += [write_eval(tmp_path, arm, 0, "medmcqa", acc),
                   write_eval(tmp_path, arm, 0, "wikitext", ppl)]  # fmt: skip
     df = report.load_eval_results(paths)
-    table = tradeoff_report.matched_table(df, {"a": ["a"], "b": ["b"]}, "medmcqa", ["wikitext"])
+    table = tradeoff_report.matched_table(points_of(df, {"a": ["a"], "b": ["b"]}), "medmcqa")
     assert table.attrs["levels"] == {"wikitext": None}
     assert table["wikitext_at_matched"].isna().all()
-    runs = tradeoff_report.runs_table(df, {"a": ["a"], "b": ["b"]}, "medmcqa", ["wikitext"])
+    runs = tradeoff_report.runs_table(points_of(df, {"a": ["a"], "b": ["b"]}))
     out = {"csv": tmp_path / "t.csv", "runs_csv": tmp_path / "r.csv", "md": tmp_path / "t.md"}
     tradeoff_report.write_tradeoff_tables(table, runs, out)
     assert "no learning level every arm reaches" in (tmp_path / "t.md").read_text()
@@ -183,6 +187,17 @@ def test_a_large_gain_counts_as_measured(tmp_path):
     paths.append(write_eval(tmp_path, "a", 0, "medmcqa", 0.90))
     paths.append(write_eval(tmp_path, "a", 0, "wikitext", 10.0))
     df = report.load_eval_results(paths)
-    row = tradeoff_report.runs_table(df, {"a": ["a"]}, "medmcqa", ["wikitext"]).loc["a"]
+    row = tradeoff_report.runs_table(points_of(df, {"a": ["a"]})).loc["a"]
     assert row["learning"] == pytest.approx(60.0)
     assert row["learning_high"] - row["learning_low"] < 0.5 * 60 and row["measured"]
+
+
+def test_each_runs_interval_is_bootstrapped_once_for_all_probes(eval_paths, monkeypatch):
+    df = report.load_eval_results(eval_paths)
+    calls = []
+    real = tradeoff_report.gain_interval
+    monkeypatch.setattr(tradeoff_report, "gain_interval", lambda *a: calls.append(a[1]) or real(*a))
+    points = tradeoff_report.tradeoff_points(df, FAMILIES, "medmcqa", ["wikitext", "wikitext"])
+    tradeoff_report.matched_table(points, "medmcqa")
+    tradeoff_report.runs_table(points)
+    assert sorted(calls) == sorted(run for runs in FAMILIES.values() for run in runs)

@@ -53,10 +53,8 @@ def build_tradeoff(
 ) -> pd.DataFrame:
     """Pareto fronts over each arm's learning-rate sweep and forgetting at matched learning."""
     df = report.load_eval_results(eval_paths)
-    table = tradeoff_report.matched_table(df, families, learning_probe, forgetting_probes)
-    runs = tradeoff_report.runs_table(df, families, learning_probe, forgetting_probes)
-    tradeoff_report.write_tradeoff_tables(table, runs, out)
-    tradeoff_report.plot_pareto_fronts(
-        df, families, learning_probe, forgetting_probes, out["png"], out["pdf"]
-    )
+    points = tradeoff_report.tradeoff_points(df, families, learning_probe, forgetting_probes)
+    table = tradeoff_report.matched_table(points, learning_probe)
+    tradeoff_report.write_tradeoff_tables(table, tradeoff_report.runs_table(points), out)
+    tradeoff_report.plot_pareto_fronts(points, learning_probe, out["png"], out["pdf"])
     return table

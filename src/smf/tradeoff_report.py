@@ -70,12 +70,18 @@ def gain_interval(df: pd.DataFrame, run: str, probe: str, scale: float) -> tuple
 
 
 def run_points(
-    df: pd.DataFrame, runs: Sequence[str], learning_probe: str, forgetting_probe: str
+    df: pd.DataFrame,
+    runs: Sequence[str],
+    learning_probe: str,
+    forgetting_probe: str,
+    intervals: Mapping[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """Per run: learning gain and forgetting vs base (mean over seeds) with their seed stds,
-    and the learning gain's interval over questions (`learning_low`, `learning_high`)."""
+    and the learning gain's interval over questions (`learning_low`, `learning_high`; taken
+    from `intervals` when given, bootstrapped here otherwise)."""
     learn, learn_meta = _scaled(df, learning_probe)
     forget, forget_meta = _scaled(df, forgetting_probe)
+    scale = report.METRICS[learn_meta["metric"]]["scale"]
     out = []
     for run in runs:
         row = {"run": run}
@@ -94,72 +100,78 @@ def run_points(
             row[axis] = sign * delta.mean()
             row[f"{axis}_std"] = delta.std(ddof=1) if len(delta) > 1 else 0.0
         row["seeds"] = len(values)
-        scale = report.METRICS[learn_meta["metric"]]["scale"]
-        row["learning_low"], row["learning_high"] = gain_interval(df, run, learning_probe, scale)
+        interval = intervals[run] if intervals else gain_interval(df, run, learning_probe, scale)
+        row["learning_low"], row["learning_high"] = interval
         out.append(row)
     return pd.DataFrame(out)
 
 
-def fronts_and_points(
-    df: pd.DataFrame,
-    families: Mapping[str, Sequence[str]],
-    learning_probe: str,
-    forgetting_probe: str,
-) -> tuple[dict[str, pd.DataFrame], dict[str, list[Point]]]:
-    points = {
-        f: run_points(df, runs, learning_probe, forgetting_probe) for f, runs in families.items()
-    }
-    fronts = {
-        f: pareto_front([Point(r.learning, r.forgetting, r.run) for r in p.itertuples()])
-        for f, p in points.items()
-    }
-    return points, fronts
+Points = dict[str, dict[str, pd.DataFrame]]  # forgetting probe -> family -> run_points
 
 
-def matched_table(
+def tradeoff_points(
     df: pd.DataFrame,
     families: Mapping[str, Sequence[str]],
     learning_probe: str,
     forgetting_probes: Sequence[str],
-) -> pd.DataFrame:
+) -> Points:
+    """Every family's run_points against every forgetting probe; each run's learning interval
+    is bootstrapped once and shared by all probes (the tables and the figure read these)."""
+    scale = report.METRICS[_scaled(df, learning_probe)[1]["metric"]]["scale"]
+    runs = [run for family in families.values() for run in family]
+    for run in runs:  # a missing run is named before any bootstrap is spent
+        if df[(df["arm"] == run) & (df["probe"] == learning_probe)].empty:
+            raise ValueError(f"eval results missing for arm {run!r}, probe {learning_probe!r}")
+    intervals = {run: gain_interval(df, run, learning_probe, scale) for run in runs}
+    return {
+        probe: {
+            family: run_points(df, family_runs, learning_probe, probe, intervals)
+            for family, family_runs in families.items()
+        }
+        for probe in forgetting_probes
+    }
+
+
+def fronts_of(points: Mapping[str, pd.DataFrame]) -> dict[str, list[Point]]:
+    """Each family's Pareto front (from the origin) on one forgetting probe."""
+    return {
+        f: pareto_front([Point(r.learning, r.forgetting, r.run) for r in p.itertuples()])
+        for f, p in points.items()
+    }
+
+
+def matched_table(points: Points, learning_probe: str) -> pd.DataFrame:
     """Rows: families. Columns: rates tried, best learning gain, and per forgetting probe the
     forgetting at the matched level (NaN where a front does not reach it). attrs: the levels."""
-    table = pd.DataFrame(index=pd.Index(list(families), name="arm"))
-    table["runs"] = [len(runs) for runs in families.values()]
+    first = next(iter(points.values()))
+    table = pd.DataFrame(index=pd.Index(list(first), name="arm"))
+    table["runs"] = [len(p) for p in first.values()]
+    table["best_learning"] = [p["learning"].max() for p in first.values()]
     levels = {}
-    for probe in forgetting_probes:
-        points, fronts = fronts_and_points(df, families, learning_probe, probe)
-        table["best_learning"] = [points[f]["learning"].max() for f in families]
-        level, at = forgetting_at_matched_learning(fronts)
+    for probe, per_family in points.items():
+        level, at = forgetting_at_matched_learning(fronts_of(per_family))
         levels[probe] = level
-        table[f"{probe}_at_matched"] = [at[f] for f in families]
+        table[f"{probe}_at_matched"] = [at[f] for f in per_family]
     table.attrs = {"levels": levels, "learning_probe": learning_probe}
     return table
 
 
-def runs_table(
-    df: pd.DataFrame,
-    families: Mapping[str, Sequence[str]],
-    learning_probe: str,
-    forgetting_probes: Sequence[str],
-) -> pd.DataFrame:
+def runs_table(points: Points) -> pd.DataFrame:
     """One row per run: its family, seeds, learning gain (seed std, interval over questions,
     whether it is measured) and forgetting per probe (seed std)."""
+    probes = list(points)
     rows = []
-    for family, runs in families.items():
-        per_probe = [run_points(df, runs, learning_probe, p) for p in forgetting_probes]
-        for i, run in enumerate(runs):
-            first = per_probe[0].iloc[i]
-            row = {"run": run, "arm": family, "seeds": int(first["seeds"])}
+    for family, first_points in points[probes[0]].items():
+        for i, first in enumerate(first_points.itertuples()):
+            row = {"run": first.run, "arm": family, "seeds": int(first.seeds)}
             for key in ("learning", "learning_std", "learning_low", "learning_high"):
-                row[key] = first[key]
-            half = (first["learning_high"] - first["learning_low"]) / 2
-            row["measured"] = bool(
-                first["learning"] > 0 and half < MEASURED_RATIO * first["learning"]
-            )
-            for probe, points in zip(forgetting_probes, per_probe, strict=True):
-                row[f"{probe}_forgetting"] = points.iloc[i]["forgetting"]
-                row[f"{probe}_forgetting_std"] = points.iloc[i]["forgetting_std"]
+                row[key] = getattr(first, key)
+            half = (first.learning_high - first.learning_low) / 2
+            row["measured"] = bool(first.learning > 0 and half < MEASURED_RATIO * first.learning)
+            for probe in probes:
+                at = points[probe][family].iloc[i]
+                row[f"{probe}_forgetting"] = at["forgetting"]
+                row[f"{probe}_forgetting_std"] = at["forgetting_std"]
             rows.append(row)
     return pd.DataFrame(rows).set_index("run")
 
@@ -229,24 +241,20 @@ def write_tradeoff_tables(table: pd.DataFrame, runs: pd.DataFrame, out: Mapping)
 
 
 def plot_pareto_fronts(
-    df: pd.DataFrame,
-    families: Mapping[str, Sequence[str]],
-    learning_probe: str,
-    forgetting_probes: Sequence[str],
-    out_png: str | Path,
-    out_pdf: str | Path,
+    points: Points, learning_probe: str, out_png: str | Path, out_pdf: str | Path
 ) -> None:
     """One panel per forgetting probe: every run (x error bars: the learning gain's 95 %
     interval over questions; y: std over seeds) and each family's front from the origin; the
     matched learning level as a dashed line."""
-    colors = report._arm_colors(list(families))
+    forgetting_probes = list(points)
+    colors = report._arm_colors(list(points[forgetting_probes[0]]))
     width, height = report.PANEL_SIZE
     with report.matplotlib.rc_context(report.STYLE):
         fig = Figure(figsize=(width * len(forgetting_probes), height), layout="constrained")
         axes = fig.subplots(1, len(forgetting_probes), squeeze=False)[0]
         for ax, probe in zip(axes, forgetting_probes, strict=True):
-            points, fronts = fronts_and_points(df, families, learning_probe, probe)
-            for i, (family, pts) in enumerate(points.items()):
+            fronts = fronts_of(points[probe])
+            for i, (family, pts) in enumerate(points[probe].items()):
                 color = colors[family]
                 marker = report.MARKERS[i % len(report.MARKERS)]
                 xerr = np.vstack([pts["learning"] - pts["learning_low"],
