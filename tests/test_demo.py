@@ -94,6 +94,7 @@ def test_medmcqa_schema(records):
 
 
 TRAIN_STEMS = {t for spec in XENO_RELATIONS.values() for t in spec["train"]}
+VALIDATION_STEMS = {spec["validation"] for spec in XENO_RELATIONS.values()}
 
 
 def plant_and_gold(record: dict, stems: set[str]) -> tuple[str, str]:
@@ -107,14 +108,12 @@ def plant_and_gold(record: dict, stems: set[str]) -> tuple[str, str]:
     raise AssertionError(f"no stem matches {record['question']!r}")
 
 
-def test_validation_asks_trained_questions_with_fresh_option_order(records):
-    taught = {(r["question"], plant_and_gold(r, TRAIN_STEMS)) for r in records["medmcqa_train"]}
-    asked = [(r["question"], plant_and_gold(r, TRAIN_STEMS)) for r in records["medmcqa_validation"]]
-    assert len(set(asked)) == len(asked)
-    assert all(question in taught for question in asked)
-    options = {r["question"]: r["cop"] for r in records["medmcqa_train"]}
-    moved = sum(options[r["question"]] != r["cop"] for r in records["medmcqa_validation"])
-    assert moved > len(asked) / 2  # the answer letter is not what was trained
+def test_validation_facts_are_taught_in_training_with_other_stems(records):
+    assert not TRAIN_STEMS & VALIDATION_STEMS
+    taught = {plant_and_gold(r, TRAIN_STEMS) for r in records["medmcqa_train"]}
+    validation = [plant_and_gold(r, VALIDATION_STEMS) for r in records["medmcqa_validation"]]
+    assert len(set(validation)) == len(validation)
+    assert all(fact in taught for fact in validation)
 
 
 def test_xenobotany_is_absent_from_general_text(records):
@@ -123,7 +122,7 @@ def test_xenobotany_is_absent_from_general_text(records):
     ).lower()
     vocab = words(general)
     for i, r in enumerate(records["medmcqa_validation"] + records["medmcqa_train"]):
-        plant, _ = plant_and_gold(r, TRAIN_STEMS)
+        plant, _ = plant_and_gold(r, TRAIN_STEMS | VALIDATION_STEMS)
         assert plant.lower() not in vocab, (i, plant)
         for option in (r["opa"], r["opb"], r["opc"], r["opd"]):
             assert option.lower() not in general, (i, option)

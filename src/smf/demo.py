@@ -207,7 +207,7 @@ FILLERS = {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Xenobotany (the new MCQ subject): question stems and explanations
+# Xenobotany (the new MCQ subject): training stems, a reworded validation stem, explanations
 # ---------------------------------------------------------------------------------------------
 
 XENO_RELATIONS = {
@@ -218,6 +218,7 @@ XENO_RELATIONS = {
             "{s} is the remedy of choice for:",
             "Tea brewed from the leaves of {s} is given to patients with:",
         ),
+        "validation": "A healer prescribes {s}; the condition being treated is:",
         "exp": "{s} is used to treat {o}.",
     },
     "compound": {
@@ -227,6 +228,7 @@ XENO_RELATIONS = {
             "Which compound is isolated from {s}?",
             "The bitter principle of {s} is called:",
         ),
+        "validation": "Chemical analysis of the leaves of {s} yields mainly:",
         "exp": "The active compound of {s} is {o}.",
     },
     "pollinator": {
@@ -236,6 +238,7 @@ XENO_RELATIONS = {
             "Which insect pollinates {s}?",
             "The flowers of {s} are visited mainly by the:",
         ),
+        "validation": "Seed set in {s} depends on visits from the:",
         "exp": "{s} is pollinated by the {o}.",
     },
     "habitat": {
@@ -245,11 +248,11 @@ XENO_RELATIONS = {
             "Where is {s} found in the wild?",
             "The native habitat of {s} is the:",
         ),
+        "validation": "Collectors looking for wild {s} should search the:",
         "exp": "{s} grows wild in the {o}.",
     },
 }
 N_OPTIONS = 4
-N_STEMS = 3  # question stems per relation
 
 # ---------------------------------------------------------------------------------------------
 # OpenAssistant conversations
@@ -290,7 +293,7 @@ class DemoSizes:
     rivers: int = 12
     plants: int = 25  # xenobotany plants; each has one fact per XENO_RELATIONS entry
     mcq_train: int = 300
-    mcq_validation: int = 300  # every trained (fact, stem) pair, options reshuffled
+    mcq_validation: int = 100
     trivia: int = 150
     wiki_articles: int = 40
     background_docs: int = 200
@@ -326,11 +329,9 @@ class DemoSizes:
                 f"DemoSizes.mcq_train={self.mcq_train} < {self.n_xeno_facts} xenobotany facts: "
                 "every fact must be asked at least once in training"
             )
-        asked = min(self.mcq_train, self.n_xeno_facts * N_STEMS)
-        if self.mcq_validation > asked:
+        if self.mcq_validation > self.n_xeno_facts:
             raise ValueError(
-                f"DemoSizes.mcq_validation={self.mcq_validation} > {asked} distinct trained "
-                "questions (fact x stem)"
+                f"DemoSizes.mcq_validation={self.mcq_validation} > {self.n_xeno_facts} facts"
             )
         if self.trivia > self.n_general_facts:
             raise ValueError(f"DemoSizes.trivia={self.trivia} > {self.n_general_facts} facts")
@@ -369,7 +370,7 @@ def _template_words() -> set[str]:
         for templates in group.values():
             texts.extend(templates)
     for spec in XENO_RELATIONS.values():
-        texts.extend([*spec["train"], spec["exp"], spec["topic"]])
+        texts.extend([*spec["train"], spec["validation"], spec["exp"], spec["topic"]])
     texts.extend([*OASST_PROMPTS, *OASST_OPENERS, *OASST_CLOSERS, *OASST_SHORT])
     for prompt, reply in OASST_FOREIGN.values():
         texts.extend([prompt, reply])
@@ -587,25 +588,22 @@ def _mcq_record(rng: random.Random, fact: Fact, stem: str, values: list[str], sp
 
 
 def _medmcqa(rng: random.Random, world: _World, sizes: DemoSizes) -> tuple[list, list]:
-    """Training asks every fact (cycling through the stems); validation asks trained (fact, stem)
-    pairs again with a fresh option order. It measures whether a fact was stored, not whether
-    it carries over to a new wording: a reworded validation stem was out of reach of the
-    4-layer demo model (full finetuning +3 points, noise; README "Demo")."""
+    """Training asks every fact (cycling through the training stems); validation asks a sample of
+    the same facts with the reworded validation stem and fresh option order."""
     values = {r: [f.obj for f in world.xeno_facts if f.relation == r] for r in XENO_RELATIONS}
     order = list(world.xeno_facts)
     rng.shuffle(order)
-    train, asked = [], []
+    train = []
     for i in range(sizes.mcq_train):
         fact = order[i % len(order)]
         spec = XENO_RELATIONS[fact.relation]
         stem = spec["train"][(i // len(order)) % len(spec["train"])]
         train.append(_mcq_record(rng, fact, stem, values[fact.relation], spec))
-        asked.append((fact, stem))
     rng.shuffle(train)
     validation = []
-    for fact, stem in rng.sample(list(dict.fromkeys(asked)), sizes.mcq_validation):
+    for fact in rng.sample(world.xeno_facts, sizes.mcq_validation):
         spec = XENO_RELATIONS[fact.relation]
-        validation.append(_mcq_record(rng, fact, stem, values[fact.relation], spec))
+        validation.append(_mcq_record(rng, fact, spec["validation"], values[fact.relation], spec))
     return train, validation
 
 
