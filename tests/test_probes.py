@@ -12,11 +12,13 @@ from conftest import make_tiny_qwen2
 from smf.probes import (
     continuation_logprobs,
     generate_answers,
+    mean_nll,
     multiple_choice_accuracy,
     perplexity,
     qa_accuracy,
     rolling_windows,
     sliding_windows,
+    text_windows,
 )
 from smf.prompts import (
     LETTERS,
@@ -129,6 +131,19 @@ def test_single_window_perplexity_equals_exp_mean_loss(tiny_qwen2, tokenizer) ->
     loss = tiny_qwen2(input_ids=input_ids, labels=input_ids).loss.item()
     assert result["tokens_scored"] == len(ids) - 1
     assert result["value"] == pytest.approx(math.exp(loss), rel=1e-5)
+
+
+def test_mean_nll_of_text_windows_is_the_token_weighted_hf_loss(tiny_qwen2, tokenizer) -> None:
+    texts = [SENTENCE.strip(), "Answer: C. D"]
+    windows = text_windows(tokenizer, texts, max_length=6)
+    assert [len(ids) for ids, _ in windows] == [6, min(6, len(_ids(tokenizer, texts[1])))]
+    losses, counts = [], []
+    for ids, _ in windows:
+        input_ids = torch.tensor([ids])
+        losses.append(tiny_qwen2(input_ids=input_ids, labels=input_ids).loss.item())
+        counts.append(len(ids) - 1)
+    expected = sum(loss * n for loss, n in zip(losses, counts, strict=True)) / sum(counts)
+    assert mean_nll(tiny_qwen2, windows, batch_size=2) == pytest.approx(expected, rel=1e-5)
 
 
 def test_sliding_window_perplexity_matches_hf_guide_recipe(tiny_qwen2, tokenizer) -> None:

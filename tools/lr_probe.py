@@ -15,17 +15,16 @@ memory, background statistics and task data the DAG has already built (run the D
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 import yaml
 from snakemake.utils import update_config, validate
+from transformers import AutoTokenizer
 
-from smf import arms, data, prompts, stages
+from smf import arms, data, probes, prompts, stages
 
 
 def load_config(root: Path, overlays: list[str]) -> dict:
@@ -35,18 +34,6 @@ def load_config(root: Path, overlays: list[str]) -> dict:
         update_config(config, yaml.safe_load((root / overlay).read_text()) or {})
     validate(config, str(root / "config" / "schema.yaml"))
     return config
-
-
-@torch.no_grad()
-def mean_token_loss(model: torch.nn.Module, tokenizer, texts: list[str], max_length: int) -> float:
-    """Mean next-token loss over every token of `texts` (each text its own sequence)."""
-    total, count = 0.0, 0
-    for text in texts:
-        ids = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
-        out = model(input_ids=ids.input_ids, labels=ids.input_ids)
-        n = ids.input_ids.shape[1] - 1
-        total, count = total + out.loss.item() * n, count + n
-    return total / count
 
 
 def need(path: Path, rule: str) -> Path:
@@ -81,22 +68,28 @@ def main() -> None:
     learning = next(p for p in config["probes"].values() if p["kind"] == "multiple_choice")
     heldout = need(results / "data" / f"{learning['dataset']}.jsonl", "prepare_data")
     memory = background = None
-    if kind == "smf":
+    if kind == "smf":  # the arm's own retrofit (a retrofit_variants entry, or the main one)
+        variant = arm_cfg["smf"]["retrofit"]
+        suffix = "" if variant is None else f"_{variant}"
         per_run = f"seed{args.seed}" if config["seeding"] == "per_run" else ""
-        memory = need(results / "models/retrofit" / per_run / "memory.safetensors", "retrofit")
-        background = need(results / "background" / per_run / "stats.safetensors", "background")
+        memory = need(
+            results / f"models/retrofit{suffix}" / per_run / "memory.safetensors", "retrofit"
+        )
+        background = need(
+            results / f"background{suffix}" / per_run / "stats.safetensors", "background"
+        )
     header = config["task"]["header"]
     records = data.read_jsonl(heldout)[: args.eval_examples]
     texts = [prompts.mcq_training_text(r, header=header) for r in records]
     train_cfg = {**config["train"], **arm_cfg["train"]}
-    tokenizer = stages.AutoTokenizer.from_pretrained(base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    windows = probes.text_windows(tokenizer, texts, train_cfg["max_length"])
     start_kind = "retrofit" if kind == "smf" else "base"
-    start = arms.load_for_eval(start_kind, base_dir, memory)
-    before = mean_token_loss(start, tokenizer, texts, train_cfg["max_length"])
+    before = probes.mean_nll(arms.load_for_eval(start_kind, base_dir, memory), windows)
     print(f"{args.arm}: held-out loss before training {before:.4f} ({len(texts)} records)")
     print("lr\tsteps\theld_out_loss\tchange\tlast_train_loss\tseconds")
     for lr in args.lr:
-        cfg = copy.deepcopy(train_cfg) | {"lr": lr, "max_steps": args.steps}
+        cfg = {**train_cfg, "lr": lr, "max_steps": args.steps}
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             began = time.perf_counter()
@@ -109,7 +102,7 @@ def main() -> None:
             model = arms.load_for_eval(
                 kind, base_dir, tmp / "arm" / "memory.safetensors" if kind == "smf" else tmp / "arm"
             )
-            after = mean_token_loss(model, tokenizer, texts, train_cfg["max_length"])
+            after = probes.mean_nll(model, windows)
         print(
             f"{lr:g}\t{summary['steps']}\t{after:.4f}\t{after - before:+.4f}\t"
             f"{summary['final_loss']:.4f}\t{time.perf_counter() - began:.0f}",

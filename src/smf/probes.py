@@ -255,6 +255,19 @@ def sliding_windows(ids: Sequence[int], max_length: int, stride: int) -> list[Wi
     return windows
 
 
+def text_windows(tokenizer, texts: Sequence[str], max_length: int) -> list[Window]:
+    """Each text as its own window of at most `max_length` tokens, every token but the first
+    scored (held-out task loss: the texts are whole training-format records)."""
+    return [(ids, len(ids) - 1) for ids in (_encode(tokenizer, t)[:max_length] for t in texts)]
+
+
+@torch.inference_mode()
+def mean_nll(model: torch.nn.Module, windows: Sequence[Window], batch_size: int = 8) -> float:
+    """Mean negative log-likelihood per scored token over `windows`."""
+    nll, n_scored = _total_nll(model, windows, batch_size, desc="held-out loss")
+    return nll / n_scored
+
+
 def rolling_windows(ids: Sequence[int], prefix_token: int, max_length: int) -> list[Window]:
     """lm-eval's rolling loglikelihood windows (context length 1): the first window predicts its
     first token from `prefix_token`; later windows predict the next `max_length` tokens (fewer

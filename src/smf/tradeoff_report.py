@@ -33,6 +33,11 @@ FRONT_STYLE = {"linewidth": 1.2, "alpha": 0.9}
 LEVEL_STYLE = {"color": "#555555", "linestyle": "--", "linewidth": 0.8}
 
 
+def _display_scale(df: pd.DataFrame, probe: str) -> float:
+    """Factor from a probe's stored value to display units (accuracy: x100, points)."""
+    return report.METRICS[report._probe_meta(df, probe)["metric"]]["scale"]
+
+
 def _scaled(df: pd.DataFrame, probe: str) -> tuple[pd.DataFrame, dict]:
     meta = report._probe_meta(df, probe)
     scale = report.METRICS[meta["metric"]]["scale"]
@@ -55,6 +60,9 @@ def gain_interval(df: pd.DataFrame, run: str, probe: str, scale: float) -> tuple
     """(low, high) of the run's gain over base on `probe`, bootstrapped over questions, in
     display units; (nan, nan) when the eval files keep no per-question answers."""
     rows = df[df["probe"] == probe]
+    for arm in (report.REFERENCE_ARM, run):
+        if rows[rows["arm"] == arm].empty:
+            raise ValueError(f"eval results missing for arm {arm!r}, probe {probe!r}")
     base = _question_scores(rows[rows["arm"] == report.REFERENCE_ARM]["path"].iloc[0])
     paths = list(rows[rows["arm"] == run]["path"])
     seeds = [_question_scores(p) for p in paths]
@@ -117,11 +125,8 @@ def tradeoff_points(
 ) -> Points:
     """Every family's run_points against every forgetting probe; each run's learning interval
     is bootstrapped once and shared by all probes (the tables and the figure read these)."""
-    scale = report.METRICS[_scaled(df, learning_probe)[1]["metric"]]["scale"]
+    scale = _display_scale(df, learning_probe)
     runs = [run for family in families.values() for run in family]
-    for run in runs:  # a missing run is named before any bootstrap is spent
-        if df[(df["arm"] == run) & (df["probe"] == learning_probe)].empty:
-            raise ValueError(f"eval results missing for arm {run!r}, probe {learning_probe!r}")
     intervals = {run: gain_interval(df, run, learning_probe, scale) for run in runs}
     return {
         probe: {
