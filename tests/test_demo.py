@@ -12,7 +12,9 @@ import torch
 from smf.demo import (
     DEMO_FILES,
     EOS_TOKEN,
+    EVERYDAY_RELATIONS,
     PAD_TOKEN,
+    QUESTIONS,
     XENO_RELATIONS,
     DemoSizes,
     build_tokenizer,
@@ -59,10 +61,22 @@ def test_writes_all_files_with_default_sizes(world, records):
     assert len(records["triviaqa_validation"]) == sizes.trivia
     assert len(records["background"]) == sizes.background_docs
     assert len(records["oasst1"]) == 4 * sizes.oasst_trees
-    assert len(records["pretrain"]) == sizes.n_entities * sizes.pretrain_articles_per_entity + (
-        sizes.trivia
-    )
+    texts = [r["text"] for r in records["pretrain"]]
+    questions = [t for t in texts if t.startswith("Question: ")]
+    assert len(texts) - len(questions) == sizes.n_entities * sizes.pretrain_articles_per_entity
+    # the trivia questions, and every form of question about each person's everyday facts
+    everyday = sizes.people * sum(len(QUESTIONS[r]) for r in EVERYDAY_RELATIONS)
+    assert len(set(questions)) == len(questions)
+    asked = {q.split("\n")[0].removeprefix("Question: ") for q in questions}
+    trivia = {r["question"] for r in records["triviaqa_validation"]}
+    assert asked == trivia | everyday_questions(asked)
+    assert len(everyday_questions(asked)) == everyday
     assert not list(world["pretrain"].parent.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def everyday_questions(questions: set[str]) -> set[str]:
+    forms = [f.split("{s}") for r in EVERYDAY_RELATIONS for f in QUESTIONS[r]]
+    return {q for q in questions if any(q.startswith(a) and q.endswith(b) for a, b in forms)}
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, world):

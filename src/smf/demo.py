@@ -9,6 +9,10 @@ The world is built so that learning and forgetting are both measurable:
   text, the background text, the WikiText-like test articles and the OASST replies; the TriviaQA
   questions ask about them, and every trivia question is also in the pretraining text, so the
   base model can answer them and forgetting shows up as lost accuracy;
+- people also have everyday facts (home, trade, pet) in the templates of paper 1's fact task
+  (smf.demo_facts), and the pretraining text asks about each of them in every question form, so
+  the base model has learned how such facts are stated and asked before the fact task teaches
+  it the same relations about new people (a real model knows the language; the facts are new);
 - the MedMCQA-like task is about a NEW subject ("xenobotany": invented plants whose words never
   occur in any general text), so the base model cannot know it and finetuning has to teach it.
   Validation questions ask facts that the training questions also ask, with a reworded stem and
@@ -96,6 +100,11 @@ DISEASE_SUFFIXES = ("osis", "itis", "algia", "emia")
 COMPOUND_SUFFIXES = ("in", "ine", "ol", "ate")
 POLLINATORS = ("moth", "beetle", "wasp", "fly")
 HABITATS = ("marshes", "highlands", "caves", "dunes", "valleys")
+CRAFTS = ("baker", "tailor", "smith", "potter", "carpenter", "fisher", "miller", "glazier")
+# Homes and pets are invented words starting with these letters; so are the names of the new
+# people of the fact task (smf.demo_facts), whereas general names never start with them.
+NEW_ONSETS = ("j", "w", "h", "c", "y")
+EVERYDAY_RELATIONS = ("home", "craft", "pet")  # people's facts, shared with smf.demo_facts
 
 # ---------------------------------------------------------------------------------------------
 # General facts: sentence templates ({s} subject, {o} object) and trivia question templates
@@ -154,6 +163,24 @@ SENTENCES = {
         "The {s} has a length of {o} kilometres.",
         "From source to mouth the {s} runs for {o} kilometres.",
     ),
+    "home": (
+        "{s} lives in {o}.",
+        "The home of {s} is {o}.",
+        "{s} has made a home in {o}.",
+        "In {o} you will find {s}.",
+    ),
+    "craft": (
+        "{s} works as a {o}.",
+        "By trade, {s} is a {o}.",
+        "{s} earns a living as a {o}.",
+        "Everyone knows {s} as a {o}.",
+    ),
+    "pet": (
+        "{s} keeps a pet named {o}.",
+        "The pet of {s} is called {o}.",
+        "{o} is the name of the pet that {s} keeps.",
+        "{s} walks a pet called {o} every day.",
+    ),
 }
 
 QUESTIONS = {
@@ -170,6 +197,21 @@ QUESTIONS = {
     "born": ("In which year was {s} born?", "When was {s} born?"),
     "river_country": ("Through which country does the {s} river flow?",),
     "length": ("How many kilometres long is the {s} river?",),
+    "home": (
+        "Where does {s} live?",
+        "What is the home of {s}?",
+        "In which place has {s} made a home?",
+    ),
+    "craft": (
+        "What does {s} work as?",
+        "What is the trade of {s}?",
+        "How does {s} earn a living?",
+    ),
+    "pet": (
+        "What is the name of the pet of {s}?",
+        "What is the pet of {s} called?",
+        "What pet does {s} keep?",
+    ),
 }
 
 # Article sections per entity kind: (heading, relations). A fact goes into an entity's article
@@ -186,6 +228,7 @@ SECTIONS = {
         ("", ("occupation",)),
         ("Early life", ("birthplace", "born")),
         ("Legacy", ("founder",)),
+        ("Daily life", EVERYDAY_RELATIONS),
     ),
     "river": (("", ("river_country", "length")),),
 }
@@ -307,8 +350,8 @@ class DemoSizes:
     @property
     def n_general_facts(self) -> int:
         """Countries: capital, founder, founded, export; cities: country, founded; people:
-        occupation, birthplace, born; rivers: country, length."""
-        return 4 * self.countries + 2 * self.cities + 3 * self.people + 2 * self.rivers
+        occupation, birthplace, born, home, craft, pet; rivers: country, length."""
+        return 4 * self.countries + 2 * self.cities + 6 * self.people + 2 * self.rivers
 
     @property
     def n_xeno_facts(self) -> int:
@@ -365,7 +408,7 @@ class _World:
 
 def _template_words() -> set[str]:
     """Every English word used in templates and lists; fresh names must avoid them."""
-    texts: list[str] = [*COMMODITIES, *OCCUPATIONS, *POLLINATORS, *HABITATS]
+    texts: list[str] = [*COMMODITIES, *OCCUPATIONS, *POLLINATORS, *HABITATS, *CRAFTS]
     for group in (SENTENCES, QUESTIONS, FILLERS):
         for templates in group.values():
             texts.extend(templates)
@@ -402,6 +445,15 @@ class _Namer:
         return self._fresh(
             lambda: (self._syllables(n_syllables) + self.rng.choice(GENERAL_CODAS)).capitalize()
         )
+
+    def new(self) -> str:
+        """A home or pet name: starts with one of NEW_ONSETS, like the fact task's people."""
+
+        def make() -> str:
+            onset = self.rng.choice(NEW_ONSETS) + self.rng.choice(GENERAL_VOWELS)
+            return (onset + self._syllables(self.rng.randint(1, 2))).capitalize()
+
+        return self._fresh(make)
 
     def xeno(self, suffix: str = "") -> str:
         def make() -> str:
@@ -454,6 +506,12 @@ def _build_world(rng: random.Random, sizes: DemoSizes) -> _World:
             Fact(person, "occupation", occupation, (occupation,)),
             Fact(person, "birthplace", birthplace, (birthplace,)),
             Fact(person, "born", year, (year,)),
+        ]
+        home, pet, craft = namer.new(), namer.new(), rng.choice(CRAFTS)
+        facts += [
+            Fact(person, "home", home, (home,)),
+            Fact(person, "craft", craft, (craft,)),
+            Fact(person, "pet", pet, (pet,)),
         ]
     for river in rivers:
         country = rng.choice(countries)
@@ -660,6 +718,19 @@ def _trivia(rng: random.Random, world: _World, sizes: DemoSizes) -> list[dict]:
     ]
 
 
+def _everyday_questions(world: _World, asked: set[str]) -> list[str]:
+    """Every question form about every person's everyday facts, answered (TriviaQA's questions
+    are already in the pretraining text once)."""
+    texts = []
+    for fact in world.facts:
+        if fact.relation in EVERYDAY_RELATIONS:
+            for form in QUESTIONS[fact.relation]:
+                question = form.format(s=fact.subject)
+                if question not in asked:
+                    texts.append(f"Question: {question}\nAnswer: {fact.obj}")
+    return texts
+
+
 def _oasst(rng: random.Random, world: _World, sizes: DemoSizes) -> list[dict]:
     """oasst1-style message rows: per tree one prompter message and three ranked assistant
     replies. Some trees are non-English, some unranked, some have a short rank-2 reply."""
@@ -751,6 +822,7 @@ def write_demo_world(
         for _ in range(sizes.pretrain_articles_per_entity)
     ]
     pretrain += [f"Question: {r['question']}\nAnswer: {r['answer']['value']}" for r in trivia]
+    pretrain += _everyday_questions(world, asked={r["question"] for r in trivia})
     rng.shuffle(pretrain)
 
     background = []

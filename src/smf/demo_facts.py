@@ -2,10 +2,12 @@
 used by the demo and the paper profile alike).
 
 Paper 1 measures learning as answering questions about facts the model was taught in a batch of
-paraphrases, and forgetting on what it knew before. This version invents entities whose names
-cannot occur anywhere else in the demo (they start with letters no other demo word starts with)
-and are made-up words for a real model, so the base model cannot know them and every correct
-answer after training is learned.
+paraphrases, and forgetting on what it knew before. This version invents people whose names are
+two words starting with letters no name of a demo person starts with (j, w, h, c, y; the demo
+world uses them only for homes and pets) and are made-up words for a real model, so the base
+model cannot know them and every correct answer after training is learned. The relations (home,
+trade, pet) and their templates are the ones the demo world states and asks about its known
+people, as a real model knows how such facts are said before it learns new ones.
 
 Each fact is taught by several paraphrases: declarative sentences and question/answer pairs.
 Every relation has a few question forms; for each fact one of them, drawn at random, is held out
@@ -27,59 +29,27 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from smf.demo import MAX_TRIES, Fact, _write_jsonl_atomic, trivia_record
+from smf.demo import (
+    CRAFTS,
+    EVERYDAY_RELATIONS,
+    MAX_TRIES,
+    NEW_ONSETS,
+    QUESTIONS,
+    SENTENCES,
+    Fact,
+    _write_jsonl_atomic,
+    trivia_record,
+)
 
 FACT_FILES = {"facts_train": "facts_train.jsonl", "facts_eval": "facts_eval.jsonl"}
 FACT_SOURCE = "demo_facts"
 
-# First letters that no general ("bdfgklmnprstv") or xenobotany ("x", "z", "q") word starts with.
-NEW_ONSETS = ("j", "w", "h", "c", "y")
+# The relations and templates the demo world also uses for its known people (smf.demo), so the
+# demo's base model knows how such facts are stated and asked; one question form per fact is
+# held out of its training.
+RELATIONS = {r: {"says": SENTENCES[r], "asks": QUESTIONS[r]} for r in EVERYDAY_RELATIONS}
 NEW_VOWELS = "aeiou"
 NEW_CONSONANTS = "bdfgklmnprstv"
-
-# relation -> declarative paraphrases and question forms (one form per fact is held out).
-RELATIONS = {
-    "home": {
-        "says": (
-            "{s} lives in {o}.",
-            "The home of {s} is {o}.",
-            "{s} has made a home in {o}.",
-            "In {o} you will find {s}.",
-        ),
-        "asks": (
-            "Where does {s} live?",
-            "What is the home of {s}?",
-            "In which place has {s} made a home?",
-        ),
-    },
-    "craft": {
-        "says": (
-            "{s} works as a {o}.",
-            "By trade, {s} is a {o}.",
-            "{s} earns a living as a {o}.",
-            "Everyone knows {s} as a {o}.",
-        ),
-        "asks": (
-            "What does {s} work as?",
-            "What is the trade of {s}?",
-            "How does {s} earn a living?",
-        ),
-    },
-    "pet": {
-        "says": (
-            "{s} keeps a pet named {o}.",
-            "The pet of {s} is called {o}.",
-            "{o} is the name of the pet that {s} keeps.",
-            "{s} walks a pet called {o} every day.",
-        ),
-        "asks": (
-            "What is the name of the pet of {s}?",
-            "What is the pet of {s} called?",
-            "What pet does {s} keep?",
-        ),
-    },
-}
-CRAFTS = ("baker", "tailor", "smith", "potter", "carpenter", "fisher", "miller", "glazier")
 
 
 @dataclass
@@ -106,7 +76,7 @@ class FactSizes:
 
 
 class _NewNamer:
-    """Fresh invented words that start with NEW_ONSETS, hence occur nowhere else in the demo."""
+    """Fresh invented words that start with NEW_ONSETS (no demo person's name does)."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
