@@ -11,19 +11,19 @@ import torch
 
 from smf.demo import (
     DEMO_FILES,
-    EOS_TOKEN,
-    EVERYDAY_RELATIONS,
-    PAD_TOKEN,
-    QUESTIONS,
-    XENO_RELATIONS,
     DemoSizes,
-    build_tokenizer,
     normalize_trivia_answer,
+    write_demo_world,
+)
+from smf.demo_model import (
+    EOS_TOKEN,
+    PAD_TOKEN,
+    build_tokenizer,
     tiny_qwen2_config,
     tiny_qwen2_config_for,
     tokenizer_training_texts,
-    write_demo_world,
 )
+from smf.demo_words import EVERYDAY_RELATIONS, QUESTIONS, XENO_RELATIONS
 
 GENERAL_TEXT_FILES = ("pretrain", "background", "wikitext_test", "oasst1")
 

@@ -1,4 +1,4 @@
-"""Offline demo profile: a small, coherent fictional world, its tokenizer and a tiny Qwen2 config.
+"""Offline demo profile: a small, coherent fictional world, written as the real datasets' files.
 
 The demo runs the whole pipeline on a laptop CPU with exactly the paper's rules, so the data it
 makes is written in the REAL source schemas (MedMCQA, TriviaQA rc.nocontext, WikiText rows,
@@ -19,6 +19,8 @@ The world is built so that learning and forgetting are both measurable:
   a new option order.
 
 Everything is a deterministic function of the seed (one `random.Random`): same seed, same bytes.
+The world's words (names, templates) are in smf.demo_words; its tokenizer and tiny model config
+in smf.demo_model.
 """
 
 from __future__ import annotations
@@ -29,13 +31,37 @@ import os
 import random
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # imported inside the functions, so writing the world never loads torch
-    from transformers import PreTrainedTokenizerFast, Qwen2Config
+from smf.demo_words import (
+    COMMODITIES,
+    COMPOUND_SUFFIXES,
+    CRAFTS,
+    DISEASE_SUFFIXES,
+    EVERYDAY_RELATIONS,
+    FILLERS,
+    GENERAL_CODAS,
+    GENERAL_CONSONANTS,
+    GENERAL_VOWELS,
+    HABITATS,
+    N_OPTIONS,
+    NEW_ONSETS,
+    OASST_CLOSERS,
+    OASST_FOREIGN,
+    OASST_OPENERS,
+    OASST_PROMPTS,
+    OASST_SHORT,
+    OCCUPATIONS,
+    POLLINATORS,
+    QUESTIONS,
+    SECTIONS,
+    SENTENCES,
+    XENO_ONSETS,
+    XENO_RELATIONS,
+    XENO_VOWELS,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Files written by write_demo_world (name -> file name)
@@ -50,12 +76,6 @@ DEMO_FILES = {
     "oasst1": "oasst1.jsonl",
     "pretrain": "pretrain.jsonl",
 }
-
-# Tokenizer / model constants
-EOS_TOKEN = "<|endoftext|>"  # also used as bos, like Qwen2.5
-PAD_TOKEN = "<|pad|>"
-DEFAULT_MODEL_MAX_LENGTH = 1024
-N_BYTE_SYMBOLS = 256  # byte-level BPE starts from the 256 byte symbols
 
 XENO_SUBJECT = "Xenobotany"
 TRIVIA_SOURCE = "demo"
@@ -76,254 +96,6 @@ CITY_FOUNDED = (700, 1900)
 PERSON_BORN = (1000, 1900)
 FOUNDER_AGE = (25, 60)
 RIVER_KM = (120, 980)
-
-# ---------------------------------------------------------------------------------------------
-# Names: general words never contain x/z/q, xenobotany words always start with one of them, so
-# no xenobotany word can equal a general word.
-# ---------------------------------------------------------------------------------------------
-
-GENERAL_CONSONANTS = "bdfgklmnprstv"
-GENERAL_VOWELS = "aeiou"
-GENERAL_CODAS = ("", "", "n", "r", "l", "s", "k", "th")
-XENO_ONSETS = ("x", "z", "q", "zh")
-XENO_VOWELS = "aeiouy"
-
-COMMODITIES = (
-    "copper", "salt", "wool", "amber", "tea", "timber", "silver", "barley",
-    "glass", "horses", "olives", "iron", "linen", "honey", "marble", "spices",
-)  # fmt: skip
-OCCUPATIONS = (
-    "poet", "painter", "general", "sculptor", "merchant", "composer", "navigator",
-    "mapmaker", "weaver", "historian", "philosopher", "shipbuilder", "diplomat", "singer",
-)  # fmt: skip
-DISEASE_SUFFIXES = ("osis", "itis", "algia", "emia")
-COMPOUND_SUFFIXES = ("in", "ine", "ol", "ate")
-POLLINATORS = ("moth", "beetle", "wasp", "fly")
-HABITATS = ("marshes", "highlands", "caves", "dunes", "valleys")
-CRAFTS = ("baker", "tailor", "smith", "potter", "carpenter", "fisher", "miller", "glazier")
-# Homes and pets are invented words starting with these letters; so are the names of the new
-# people of the fact task (smf.demo_facts), whereas general names never start with them.
-NEW_ONSETS = ("j", "w", "h", "c", "y")
-EVERYDAY_RELATIONS = ("home", "craft", "pet")  # people's facts, shared with smf.demo_facts
-
-# ---------------------------------------------------------------------------------------------
-# General facts: sentence templates ({s} subject, {o} object) and trivia question templates
-# ---------------------------------------------------------------------------------------------
-
-SENTENCES = {
-    "capital": (
-        "The capital of {s} is {o}.",
-        "{o} is the capital of {s}.",
-        "{s} is governed from its capital, {o}.",
-        "The capital city of {s}, {o}, is also its largest town.",
-    ),
-    "founder": (
-        "{s} was founded by {o}.",
-        "{o} founded {s}.",
-        "The founder of {s} was {o}.",
-        "{o} is remembered as the founder of {s}.",
-    ),
-    "founded": (
-        "{s} was founded in {o}.",
-        "The founding of {s} took place in {o}.",
-        "{s} dates its foundation to the year {o}.",
-    ),
-    "export": (
-        "The main export of {s} is {o}.",
-        "{s} is known for exporting {o}.",
-        "Most of the wealth of {s} comes from the trade in {o}.",
-    ),
-    "city_country": (
-        "{s} is a city in {o}.",
-        "The city of {s} lies in {o}.",
-        "{s} is one of the towns of {o}.",
-    ),
-    "occupation": (
-        "{s} was a famous {o}.",
-        "{s} worked as a {o}.",
-        "{s} is best known as a {o}.",
-    ),
-    "birthplace": (
-        "{s} was born in the city of {o}.",
-        "The birthplace of {s} is {o}.",
-        "{o} is the home town of {s}.",
-    ),
-    "born": (
-        "{s} was born in the year {o}.",
-        "The birth of {s} is recorded in {o}.",
-        "{s} came into the world in {o}.",
-    ),
-    "river_country": (
-        "The {s} river flows through {o}.",
-        "The {s} is a river in {o}.",
-        "{o} is crossed by the {s} river.",
-    ),
-    "length": (
-        "The {s} river is {o} kilometres long.",
-        "The {s} has a length of {o} kilometres.",
-        "From source to mouth the {s} runs for {o} kilometres.",
-    ),
-    "home": (
-        "{s} lives in {o}.",
-        "The home of {s} is {o}.",
-        "{s} has made a home in {o}.",
-        "In {o} you will find {s}.",
-    ),
-    "craft": (
-        "{s} works as a {o}.",
-        "By trade, {s} is a {o}.",
-        "{s} earns a living as a {o}.",
-        "Everyone knows {s} as a {o}.",
-    ),
-    "pet": (
-        "{s} keeps a pet named {o}.",
-        "The pet of {s} is called {o}.",
-        "{o} is the name of the pet that {s} keeps.",
-        "{s} walks a pet called {o} every day.",
-    ),
-}
-
-QUESTIONS = {
-    "capital": ("What is the capital of {s}?", "Which city is the capital of {s}?"),
-    "founder": ("Who founded {s}?", "Who was the founder of {s}?"),
-    "founded": ("In which year was {s} founded?", "When was {s} founded?"),
-    "export": ("What is the main export of {s}?", "What does {s} mainly export?"),
-    "city_country": (
-        "In which country is the city of {s}?",
-        "The city of {s} is in which country?",
-    ),
-    "occupation": ("What was the occupation of {s}?", "What was {s} best known as?"),
-    "birthplace": ("In which city was {s} born?", "Where was {s} born?"),
-    "born": ("In which year was {s} born?", "When was {s} born?"),
-    "river_country": ("Through which country does the {s} river flow?",),
-    "length": ("How many kilometres long is the {s} river?",),
-    "home": (
-        "Where does {s} live?",
-        "What is the home of {s}?",
-        "In which place has {s} made a home?",
-    ),
-    "craft": (
-        "What does {s} work as?",
-        "What is the trade of {s}?",
-        "How does {s} earn a living?",
-    ),
-    "pet": (
-        "What is the name of the pet of {s}?",
-        "What is the pet of {s} called?",
-        "What pet does {s} keep?",
-    ),
-}
-
-# Article sections per entity kind: (heading, relations). A fact goes into an entity's article
-# when the entity is its subject or its object, so articles link to each other.
-SECTIONS = {
-    "country": (
-        ("", ("capital",)),
-        ("History", ("founded", "founder")),
-        ("Geography", ("river_country", "city_country")),
-        ("Economy", ("export",)),
-    ),
-    "city": (("", ("city_country", "capital")), ("History", ("founded",))),
-    "person": (
-        ("", ("occupation",)),
-        ("Early life", ("birthplace", "born")),
-        ("Legacy", ("founder",)),
-        ("Daily life", EVERYDAY_RELATIONS),
-    ),
-    "river": (("", ("river_country", "length")),),
-}
-
-FILLERS = {
-    "any": (
-        "{s} is mentioned in many old chronicles.",
-        "Little is known about the earliest records of {s}.",
-        "Scholars still debate parts of the history of {s}.",
-        "{s} appears on several old maps.",
-        "Travellers have written about {s} for centuries.",
-        "The name {s} is sometimes spelled differently in older sources.",
-        "Local songs still tell stories about {s}.",
-    ),
-    "country": ("{s} is a country.", "{s} is a small country with a long history."),
-    "city": ("{s} is known for its narrow streets.", "{s} has a busy market square."),
-    "person": ("{s} is remembered as a gifted and stubborn figure.",),
-    "river": ("The {s} is known for its clear water.", "Fishermen work along the {s}."),
-}
-
-# ---------------------------------------------------------------------------------------------
-# Xenobotany (the new MCQ subject): training stems, a reworded validation stem, explanations
-# ---------------------------------------------------------------------------------------------
-
-XENO_RELATIONS = {
-    "treats": {
-        "topic": "Therapeutics",
-        "train": (
-            "Which disease is treated with extracts of {s}?",
-            "{s} is the remedy of choice for:",
-            "Tea brewed from the leaves of {s} is given to patients with:",
-        ),
-        "validation": "A healer prescribes {s}; the condition being treated is:",
-        "exp": "{s} is used to treat {o}.",
-    },
-    "compound": {
-        "topic": "Phytochemistry",
-        "train": (
-            "The active compound of {s} is:",
-            "Which compound is isolated from {s}?",
-            "The bitter principle of {s} is called:",
-        ),
-        "validation": "Chemical analysis of the leaves of {s} yields mainly:",
-        "exp": "The active compound of {s} is {o}.",
-    },
-    "pollinator": {
-        "topic": "Pollination",
-        "train": (
-            "{s} is pollinated by the:",
-            "Which insect pollinates {s}?",
-            "The flowers of {s} are visited mainly by the:",
-        ),
-        "validation": "Seed set in {s} depends on visits from the:",
-        "exp": "{s} is pollinated by the {o}.",
-    },
-    "habitat": {
-        "topic": "Ecology",
-        "train": (
-            "{s} grows naturally in the:",
-            "Where is {s} found in the wild?",
-            "The native habitat of {s} is the:",
-        ),
-        "validation": "Collectors looking for wild {s} should search the:",
-        "exp": "{s} grows wild in the {o}.",
-    },
-}
-N_OPTIONS = 4
-
-# ---------------------------------------------------------------------------------------------
-# OpenAssistant conversations
-# ---------------------------------------------------------------------------------------------
-
-OASST_PROMPTS = (
-    "Can you tell me about {s}?",
-    "What do you know about {s}?",
-    "I am writing a short report on {s}. What are the key facts?",
-    "Give me a quick overview of {s}, please.",
-)
-OASST_OPENERS = ("Sure! ", "Of course. ", "Here is what I know. ", "")
-OASST_CLOSERS = (
-    "Let me know if you would like to hear more about {s}.",
-    "I hope this helps with your question about {s}.",
-    "Feel free to ask if anything about {s} is unclear.",
-)
-OASST_SHORT = ("Not much, sorry.", "I am not sure.", "Look it up.")
-OASST_FOREIGN = {
-    "de": (
-        "Was weißt du über {s}?",
-        "Über {s} gibt es viel zu erzählen, aber ich kenne nur wenige Einzelheiten darüber.",
-    ),
-    "es": (
-        "¿Qué sabes de {s}?",
-        "Sobre {s} hay mucho que contar, pero solo conozco algunos detalles importantes.",
-    ),
-}
 
 
 @dataclass
@@ -851,106 +623,6 @@ def write_demo_world(
         paths[name] = out / file_name
         _write_jsonl_atomic(paths[name], records[name])
     return paths
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokenizer and model config
-# ---------------------------------------------------------------------------------------------
-
-
-def tokenizer_training_texts(paths: dict[str, Path]) -> Iterator[str]:
-    """Texts to train the demo tokenizer on: the training-side files of write_demo_world
-    (pretraining, background, OASST, MedMCQA train). Validation/test files are left out."""
-    for name in ("pretrain", "background", "oasst1"):
-        with open(paths[name], encoding="utf-8") as f:
-            for line in f:
-                yield json.loads(line)["text"]
-    with open(paths["medmcqa_train"], encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            yield "\n".join([r["question"], r["opa"], r["opb"], r["opc"], r["opd"], r["exp"] or ""])
-
-
-def build_tokenizer(
-    texts: Iterable[str],
-    vocab_size: int = 1024,
-    model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
-) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer (like Qwen's, so any text round-trips), with <|endoftext|> as
-    eos and bos and <|pad|> as pad. No bos is prepended on encode (Qwen2.5 doesn't either)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    min_vocab = N_BYTE_SYMBOLS + 2
-    if vocab_size < min_vocab:
-        raise ValueError(f"vocab_size={vocab_size} < {min_vocab} (256 bytes + 2 special tokens)")
-    texts = list(texts)
-    if not texts:
-        raise ValueError("build_tokenizer: no training texts")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[EOS_TOKEN, PAD_TOKEN],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token=EOS_TOKEN,
-        bos_token=EOS_TOKEN,
-        pad_token=PAD_TOKEN,
-        model_max_length=model_max_length,
-        clean_up_tokenization_spaces=False,  # keep " ." exactly, WikiText style depends on it
-    )
-
-
-def tiny_qwen2_config(
-    vocab_size: int,
-    hidden_size: int = 128,
-    num_layers: int = 4,
-    intermediate_size: int = 256,
-    num_heads: int = 4,
-    num_kv_heads: int = 2,
-    max_position_embeddings: int = DEFAULT_MODEL_MAX_LENGTH,
-    bos_token_id: int | None = None,
-    eos_token_id: int | None = None,
-    pad_token_id: int | None = None,
-) -> Qwen2Config:
-    """A Qwen2 config shaped like Qwen2.5-0.5B (GQA, tied embeddings), only much smaller."""
-    from transformers import Qwen2Config
-
-    if hidden_size % num_heads:
-        raise ValueError(f"hidden_size={hidden_size} not divisible by num_heads={num_heads}")
-    if num_heads % num_kv_heads:
-        raise ValueError(f"num_heads={num_heads} not divisible by num_kv_heads={num_kv_heads}")
-    return Qwen2Config(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=intermediate_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_kv_heads,
-        max_position_embeddings=max_position_embeddings,
-        tie_word_embeddings=True,
-        bos_token_id=bos_token_id,
-        eos_token_id=eos_token_id,
-        pad_token_id=pad_token_id,
-    )
-
-
-def tiny_qwen2_config_for(tokenizer: PreTrainedTokenizerFast, **kwargs) -> Qwen2Config:
-    """tiny_qwen2_config with vocab size and bos/eos/pad ids taken from the tokenizer."""
-    return tiny_qwen2_config(
-        vocab_size=len(tokenizer),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        **kwargs,
-    )
 
 
 def main(argv: list[str] | None = None) -> None:

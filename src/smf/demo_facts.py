@@ -29,23 +29,14 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from smf.demo import (
-    CRAFTS,
-    EVERYDAY_RELATIONS,
-    MAX_TRIES,
-    NEW_ONSETS,
-    QUESTIONS,
-    SENTENCES,
-    Fact,
-    _write_jsonl_atomic,
-    trivia_record,
-)
+from smf.demo import MAX_TRIES, Fact, _write_jsonl_atomic, trivia_record
+from smf.demo_words import CRAFTS, EVERYDAY_RELATIONS, NEW_ONSETS, QUESTIONS, SENTENCES
 
 FACT_FILES = {"facts_train": "facts_train.jsonl", "facts_eval": "facts_eval.jsonl"}
 FACT_SOURCE = "demo_facts"
 
-# The relations and templates the demo world also uses for its known people (smf.demo), so the
-# demo's base model knows how such facts are stated and asked; one question form per fact is
+# The relations and templates the demo world also uses for its known people (smf.demo_words), so
+# the demo's base model knows how such facts are stated and asked; one question form per fact is
 # held out of its training.
 RELATIONS = {r: {"says": SENTENCES[r], "asks": QUESTIONS[r]} for r in EVERYDAY_RELATIONS}
 NEW_VOWELS = "aeiou"

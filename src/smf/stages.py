@@ -122,14 +122,14 @@ def build_base(
         tokenizer.save_pretrained(out_dir)
         return {"model": base["model"], "parameters": model.num_parameters()}
 
-    from smf import demo
+    from smf import demo_model
 
     if pretrain_corpus is None:
         raise ValueError("base.model 'demo' needs the demo pretraining corpus")
     texts = texts_of(pretrain_corpus)
     d = base["demo"]
-    tokenizer = demo.build_tokenizer(texts, vocab_size=d["vocab_size"])
-    config = demo.tiny_qwen2_config_for(
+    tokenizer = demo_model.build_tokenizer(texts, vocab_size=d["vocab_size"])
+    config = demo_model.tiny_qwen2_config_for(
         tokenizer,
         hidden_size=d["hidden_size"],
         num_layers=d["num_layers"],
