@@ -9,14 +9,9 @@ import re
 import pytest
 
 from smf.data import prepare_dataset
-from smf.demo import (
-    EVERYDAY_RELATIONS,
-    NEW_ONSETS,
-    DemoSizes,
-    _build_world,
-    write_demo_world,
-)
+from smf.demo import DemoSizes, _build_world, write_demo_world
 from smf.demo_facts import RELATIONS, FactSizes, build_facts, write_fact_task
+from smf.demo_words import EVERYDAY_RELATIONS, NEW_ONSETS
 from smf.prompts import qa_correct_paper3
 
 

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smf.demo import MAX_TRIES, Fact, _write_jsonl_atomic, trivia_record
-from smf.demo_words import CRAFTS, EVERYDAY_RELATIONS, NEW_ONSETS, QUESTIONS, SENTENCES
+from smf.demo_words import (
+    CRAFTS,
+    EVERYDAY_RELATIONS,
+    GENERAL_CONSONANTS,
+    GENERAL_VOWELS,
+    NEW_ONSETS,
+    QUESTIONS,
+    SENTENCES,
+)
 
 FACT_FILES = {"facts_train": "facts_train.jsonl", "facts_eval": "facts_eval.jsonl"}
 FACT_SOURCE = "demo_facts"
@@ -39,8 +47,6 @@ FACT_SOURCE = "demo_facts"
 # the demo's base model knows how such facts are stated and asked; one question form per fact is
 # held out of its training.
 RELATIONS = {r: {"says": SENTENCES[r], "asks": QUESTIONS[r]} for r in EVERYDAY_RELATIONS}
-NEW_VOWELS = "aeiou"
-NEW_CONSONANTS = "bdfgklmnprstv"
 
 
 @dataclass
@@ -77,10 +83,10 @@ class _NewNamer:
         rng = self.rng
         for _ in range(MAX_TRIES):
             body = "".join(
-                rng.choice(NEW_CONSONANTS) + rng.choice(NEW_VOWELS)
+                rng.choice(GENERAL_CONSONANTS) + rng.choice(GENERAL_VOWELS)
                 for _ in range(rng.randint(1, 2))
             )
-            word = (rng.choice(NEW_ONSETS) + rng.choice(NEW_VOWELS) + body).capitalize()
+            word = (rng.choice(NEW_ONSETS) + rng.choice(GENERAL_VOWELS) + body).capitalize()
             if word not in self.used:
                 self.used.add(word)
                 return word
