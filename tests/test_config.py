@@ -83,7 +83,7 @@ def test_per_run_seeding_gives_each_seed_its_own_chain(workflow):
     """seeding: per_run (paper 3's code): seed 1's SMF run reads seed 1's task shuffle, retrofit
     and background statistics; shared (the demo's default) reads the one shared chain."""
     target = "results/runs/smf_kl/seed1/summary.json"
-    per_run = dry_run(workflow, "seeding: per_run\n")
+    per_run = dry_run(workflow, "seeding: per_run\nseeds: [0, 1]\n")
     assert per_run.returncode == 0, per_run.stderr[-2000:]
     proc = snakemake(workflow, target, "--configfile", "config/demo.yaml", "overlay.yaml")
     job = proc.stdout.split("rule finetune_smf:")[1].split("\n\n")[0]
@@ -91,7 +91,9 @@ def test_per_run_seeding_gives_each_seed_its_own_chain(workflow):
                  "results/models/retrofit/seed1/memory.safetensors",
                  "results/background/seed1/stats.safetensors"):  # fmt: skip
         assert path in job, job
-    shared = snakemake(workflow, target, "--configfile", "config/demo.yaml")
+    shared = snakemake(
+        workflow, target, "--configfile", "config/demo.yaml", "config/demo_seeds.yaml"
+    )
     job = shared.stdout.split("rule finetune_smf:")[1].split("\n\n")[0]
     assert "results/models/retrofit/memory.safetensors" in job and "seed1/stats" not in job, job
 
@@ -99,7 +101,7 @@ def test_per_run_seeding_gives_each_seed_its_own_chain(workflow):
 def test_an_lr_sweep_adds_one_branch_per_rate(workflow):
     """Each extra rate is its own arm (trained and evaluated per seed) in the trade-off report,
     not in the main table; the arm's named target builds its sweep points too."""
-    proc = dry_run(workflow, "arms:\n  smf_kl: {lr_sweep: [0.005, 0.05]}\n")
+    proc = dry_run(workflow, "seeds: [0, 1]\narms:\n  smf_kl: {lr_sweep: [0.005, 0.05]}\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     for run in ("smf_kl_lr0.005", "smf_kl_lr0.05"):

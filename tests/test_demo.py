@@ -24,6 +24,7 @@ from smf.demo_model import (
     tokenizer_training_texts,
 )
 from smf.demo_words import EVERYDAY_RELATIONS, QUESTIONS, XENO_RELATIONS
+from smf.prompts import MCQ_HEADER
 
 GENERAL_TEXT_FILES = ("pretrain", "background", "wikitext_test", "oasst1")
 
@@ -63,7 +64,11 @@ def test_writes_all_files_with_default_sizes(world, records):
     assert len(records["oasst1"]) == 4 * sizes.oasst_trees
     texts = [r["text"] for r in records["pretrain"]]
     questions = [t for t in texts if t.startswith("Question: ")]
-    assert len(texts) - len(questions) == sizes.n_entities * sizes.pretrain_articles_per_entity
+    articles = [t for t in texts if t.startswith("= ")]
+    assert len(articles) == sizes.n_entities * sizes.pretrain_articles_per_entity
+    known = sizes.known_plants * len(XENO_RELATIONS)
+    known_texts = known * (sizes.known_says_per_fact + sizes.known_mcqs_per_fact)
+    assert len(texts) == len(articles) + len(questions) + known_texts
     # the trivia questions, and every form of question about each person's everyday facts
     everyday = sizes.people * sum(len(QUESTIONS[r]) for r in EVERYDAY_RELATIONS)
     assert len(set(questions)) == len(questions)
@@ -108,12 +113,11 @@ def test_medmcqa_schema(records):
 
 
 TRAIN_STEMS = {t for spec in XENO_RELATIONS.values() for t in spec["train"]}
-VALIDATION_STEMS = {spec["validation"] for spec in XENO_RELATIONS.values()}
 
 
-def plant_and_gold(record: dict, stems: set[str]) -> tuple[str, str]:
+def plant_and_gold(record: dict) -> tuple[str, str]:
     """(plant named in the question, gold option) of a xenobotany MCQ record."""
-    for stem in stems:
+    for stem in TRAIN_STEMS:
         pattern = re.escape(stem).replace(re.escape("{s}"), r"(\S+?)")
         match = re.fullmatch(pattern, record["question"])
         if match:
@@ -122,25 +126,56 @@ def plant_and_gold(record: dict, stems: set[str]) -> tuple[str, str]:
     raise AssertionError(f"no stem matches {record['question']!r}")
 
 
-def test_validation_facts_are_taught_in_training_with_other_stems(records):
-    assert not TRAIN_STEMS & VALIDATION_STEMS
-    taught = {plant_and_gold(r, TRAIN_STEMS) for r in records["medmcqa_train"]}
-    validation = [plant_and_gold(r, VALIDATION_STEMS) for r in records["medmcqa_validation"]]
+def test_every_fact_is_taught_and_validation_asks_taught_facts_once(records):
+    sizes = DemoSizes()
+    taught = [plant_and_gold(r) for r in records["medmcqa_train"]]
+    assert len(set(taught)) == sizes.n_xeno_facts
+    validation = [plant_and_gold(r) for r in records["medmcqa_validation"]]
     assert len(set(validation)) == len(validation)
-    assert all(fact in taught for fact in validation)
+    assert set(validation) <= set(taught)
 
 
-def test_xenobotany_is_absent_from_general_text(records):
+def test_validation_needs_the_fact_not_the_trained_option_order(records):
+    """Validation draws fresh option orders: with 4 training orders of a fact among 24
+    possible, about 5 in 6 validation questions show an order training never did."""
+    trained_orders: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+    for r in records["medmcqa_train"]:
+        order = (r["opa"], r["opb"], r["opc"], r["opd"])
+        trained_orders.setdefault(plant_and_gold(r), set()).add(order)
+    fresh = [
+        (r["opa"], r["opb"], r["opc"], r["opd"]) not in trained_orders[plant_and_gold(r)]
+        for r in records["medmcqa_validation"]
+    ]
+    assert sum(fresh) > len(fresh) * 0.6
+
+
+def test_the_tasks_plants_are_absent_from_general_text(records):
     general = " ".join(
         r["text"] for name in GENERAL_TEXT_FILES for r in records[name] if r["text"]
     ).lower()
     vocab = words(general)
     for i, r in enumerate(records["medmcqa_validation"] + records["medmcqa_train"]):
-        plant, _ = plant_and_gold(r, TRAIN_STEMS | VALIDATION_STEMS)
+        plant, _ = plant_and_gold(r)
         assert plant.lower() not in vocab, (i, plant)
         for option in (r["opa"], r["opb"], r["opc"], r["opd"]):
             assert option.lower() not in general, (i, option)
             assert option.split()[0].lower() not in vocab, (i, option)  # the invented word
+
+
+def test_known_plants_are_stated_and_asked_in_the_pretraining_text(records):
+    """The pretraining text teaches other plants: facts stated, then asked as answered exam
+    questions (paper 3's training text) whose explanation states the fact."""
+    sizes = DemoSizes()
+    pretrain = [r["text"] for r in records["pretrain"]]
+    exams = [t for t in pretrain if t.startswith(MCQ_HEADER)]
+    n_known_facts = sizes.known_plants * len(XENO_RELATIONS)
+    assert len(exams) == n_known_facts * sizes.known_mcqs_per_fact
+    statements = set(pretrain)
+    for text in exams:
+        explanation = text.split("\nExplanation: ")[1]
+        answer = text.split("\nAnswer: ")[1].split("\n")[0][3:]  # "B. option" -> option
+        assert answer in explanation and explanation in statements, text
+        assert pretrain.count(explanation) == sizes.known_says_per_fact
 
 
 def test_trivia_schema_and_answers_in_pretrain(records):
@@ -220,7 +255,15 @@ def test_files_load_with_hf_json_loader(world, tmp_path):
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(mcq_train=10), dict(trivia=10_000), dict(cities=1), dict(plants=0), dict(people=2)],
+    [
+        dict(mcq_train=10),
+        dict(trivia=10_000),
+        dict(cities=1),
+        dict(plants=0),
+        dict(people=2),
+        dict(known_plants=2),
+        dict(known_mcqs_per_fact=4),
+    ],
 )
 def test_sizes_reject_impossible_worlds(bad):
     with pytest.raises(ValueError, match="DemoSizes"):
@@ -229,7 +272,8 @@ def test_sizes_reject_impossible_worlds(bad):
 
 def test_small_sizes_work(tmp_path):
     sizes = DemoSizes(
-        countries=3, cities=4, people=3, rivers=2, plants=5, mcq_train=20, mcq_validation=5,
+        countries=3, cities=4, people=3, rivers=2, plants=5, known_plants=4, mcq_train=20,
+        mcq_validation=5,
         trivia=10, wiki_articles=3, background_docs=5, oasst_trees=4,
     )  # fmt: skip
     paths = write_demo_world(tmp_path, seed=3, sizes=sizes)

@@ -23,6 +23,8 @@ from conftest import copy_workflow
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from smf.demo_words import CRAFTS
+
 pytestmark = pytest.mark.slow
 
 DEMO = ["--configfile", "config/demo.yaml"]
@@ -57,7 +59,7 @@ def test_demo_fills_every_row_of_the_table(demo):
     assert list(table.index) == ["base", "retrofit", "full", "lora", "smf_tfidf", "smf_kl"]
     for probe in ("medmcqa", "wikitext", "triviaqa"):
         assert table[probe].notna().all(), probe
-    assert (table.loc[["full", "lora", "smf_tfidf", "smf_kl"], "n_seeds"] == 2).all()
+    assert (table.loc[["full", "lora", "smf_tfidf", "smf_kl"], "n_seeds"] == 1).all()
     matched = pd.read_csv(demo / "results/tables/matched_learning.csv", index_col=0)
     assert list(matched.index) == ["full", "lora", "smf_tfidf", "smf_kl"]
     assert (matched["runs"] == 1).all()
@@ -79,7 +81,7 @@ def test_demo_from_scratch_is_deterministic(demo, tmp_path):
     and SMF training, their evaluations), not the whole table, to keep CI short.
     """
     again = copy_workflow(tmp_path)
-    models = ["full-seed1", "lora-seed0", "smf_kl-seed0"]
+    models = ["full-seed0", "lora-seed0", "smf_kl-seed0"]
     probes = ["medmcqa", "wikitext", "triviaqa"]
     targets = [f"results/eval/{m}/{p}.json" for m in models for p in probes]
     snakemake(again, *targets, "--cores", "2", *DEMO)
@@ -87,7 +89,7 @@ def test_demo_from_scratch_is_deterministic(demo, tmp_path):
         *targets,
         "results/runs/smf_kl/seed0/memory.safetensors",
         "results/runs/smf_kl/seed0/train_log.jsonl",
-        "results/runs/full/seed1/train_log.jsonl",
+        "results/runs/full/seed0/train_log.jsonl",
         "results/runs/lora/seed0/train_log.jsonl",
         "results/background/stats.safetensors",
     ]
@@ -110,7 +112,7 @@ def test_changing_one_arm_reruns_only_its_branch(demo):
     overlay.write_text("arms:\n  lora: {train: {lr: 0.005}}\n")
     out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
     assert job_counts(out) == {
-        "finetune_lora": 2, "evaluate": 2, "tables": 1, "figures": 1, "tradeoff": 1, "all": 1,
+        "finetune_lora": 1, "evaluate": 1, "tables": 1, "figures": 1, "tradeoff": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -124,7 +126,11 @@ def test_the_fact_experiment_has_its_own_table(demo):
         assert facts[probe].notna().all(), probe
     assert facts.loc["base", "wikitext"] == main.loc["base", "wikitext"]
     assert not (demo / "results/facts/eval/base/wikitext.json").exists()
-    assert facts.loc["base", "facts"] == 0  # nobody can know invented people
+    # nobody can know invented people: the base model's only right answers are guessed trades
+    # (one of 8 common words); a home or a pet is an invented name
+    base = json.loads((demo / "results/facts/eval/base/facts.json").read_text())
+    right = [a["output"].strip() for a in base["answers"] if a["correct"]]
+    assert set(right) <= set(CRAFTS) and len(right) < base["n"] / 8
     log = [json.loads(x) for x in (demo / "results/facts/runs/smf_kl/seed0/train_log.jsonl").open()]
     assert all(0 < r["rows_updated"] <= 2 * 64 for r in log)
     assert (demo / "results/facts/figures/pareto_fronts.png").stat().st_size > 1000
@@ -136,8 +142,21 @@ def test_each_experiment_reruns_alone(demo):
     overlay.write_text("experiments:\n  facts:\n    arms:\n      lora: {train: {lr: 0.005}}\n")
     out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
     assert job_counts(out) == {
-        "finetune_lora_facts": 2, "evaluate_arms_facts": 2, "tables_facts": 1,
+        "finetune_lora_facts": 1, "evaluate_arms_facts": 1, "tables_facts": 1,
         "figures_facts": 1, "tradeoff_facts": 1, "all": 1,
+    }  # fmt: skip
+
+
+def test_the_second_seed_overlay_adds_only_seed_1_runs(demo):
+    """config/demo_seeds.yaml: seed 1's runs and evaluations in both experiments and their
+    reports; seed 0's runs, the base model, retrofit and background stay cached."""
+    overlay = "config/demo_seeds.yaml"
+    out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, overlay).stdout
+    per_experiment = {"finetune_full": 1, "finetune_lora": 1, "finetune_smf": 2}
+    assert job_counts(out) == {
+        **per_experiment, **{f"{rule}_facts": n for rule, n in per_experiment.items()},
+        "evaluate": 4, "evaluate_arms_facts": 4, "tables": 1, "tables_facts": 1, "figures": 1,
+        "figures_facts": 1, "tradeoff": 1, "tradeoff_facts": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -147,7 +166,7 @@ def test_adding_a_learning_rate_trains_only_the_new_branch(demo):
     overlay = demo / "lora_sweep.yaml"
     overlay.write_text("arms:\n  lora: {lr_sweep: [0.005]}\n")
     out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
-    assert job_counts(out) == {"finetune_lora": 2, "evaluate": 2, "tradeoff": 1, "all": 1}
+    assert job_counts(out) == {"finetune_lora": 1, "evaluate": 1, "tradeoff": 1, "all": 1}
 
 
 def test_a_retrofit_variant_is_its_own_cached_branch(demo):

@@ -13,10 +13,13 @@ The world is built so that learning and forgetting are both measurable:
   (smf.demo_facts), and the pretraining text asks about each of them in every question form, so
   the base model has learned how such facts are stated and asked before the fact task teaches
   it the same relations about new people (a real model knows the language; the facts are new);
-- the MedMCQA-like task is about a NEW subject ("xenobotany": invented plants whose words never
-  occur in any general text), so the base model cannot know it and finetuning has to teach it.
-  Validation questions ask facts that the training questions also ask, with a reworded stem and
-  a new option order.
+- the MedMCQA-like task is about NEW plants ("xenobotany": invented names that occur in no
+  general text), so the base model cannot know their facts and finetuning has to teach them.
+  Validation questions ask facts that the training questions also ask, in a training stem and a
+  new option order, so only a model that stored the fact (not the answer's letter or position)
+  gets them right. The pretraining text teaches other, *known* plants: their facts stated and
+  asked as answered exam questions, so the base model knows how such questions are answered,
+  as a real instruct model does (smf.demo_exams writes both).
 
 Everything is a deterministic function of the seed (one `random.Random`): same seed, same bytes.
 The world's words (names, templates) are in smf.demo_words; its tokenizer and tiny model config
@@ -30,11 +33,11 @@ import json
 import os
 import random
 import re
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from smf.demo_exams import known_plant_texts, medmcqa_splits, uuid4
 from smf.demo_words import (
     COMMODITIES,
     COMPOUND_SUFFIXES,
@@ -77,14 +80,11 @@ DEMO_FILES = {
     "pretrain": "pretrain.jsonl",
 }
 
-XENO_SUBJECT = "Xenobotany"
 TRIVIA_SOURCE = "demo"
 OASST_MIN_CHARS = 50  # the recovery filter keeps English rank-0/1 assistant replies this long
 MAX_TRIES = 200  # attempts to draw a fresh name / a held-out-free paragraph before giving up
 
 # Probabilities that give the loaders' filters something to drop, or vary the records
-EXP_MISSING_P = 0.15  # MedMCQA rows with exp = None (the real data has many)
-TOPIC_MISSING_P = 0.1  # MedMCQA rows with topic_name = None
 OASST_NON_EN_P = 0.12  # whole conversation trees in another language
 OASST_UNRANKED_P = 0.1  # trees whose assistant replies have rank None
 OASST_SHORT_REPLY_P = 0.3  # trees whose third (rank-2) reply is a short one
@@ -106,9 +106,12 @@ class DemoSizes:
     cities: int = 32
     people: int = 20
     rivers: int = 12
-    plants: int = 25  # xenobotany plants; each has one fact per XENO_RELATIONS entry
-    mcq_train: int = 300
-    mcq_validation: int = 100
+    plants: int = 50  # new xenobotany plants (the task); one fact per XENO_RELATIONS entry
+    known_plants: int = 50  # xenobotany plants the pretraining text already teaches
+    known_says_per_fact: int = 2  # pretraining sentences stating each known plant's fact
+    known_mcqs_per_fact: int = 3  # pretraining exam questions (training stems) per known fact
+    mcq_train: int = 800  # 4 per fact: each in other option orders
+    mcq_validation: int = 200
     trivia: int = 150
     wiki_articles: int = 40
     background_docs: int = 200
@@ -137,8 +140,15 @@ class DemoSizes:
             raise ValueError("DemoSizes.cities must be >= countries (each country has a capital)")
         if self.people < self.countries:
             raise ValueError("DemoSizes.people must be >= countries (each has its own founder)")
-        if self.plants < N_OPTIONS:
-            raise ValueError(f"DemoSizes.plants must be >= {N_OPTIONS} (distractors)")
+        for name in ("plants", "known_plants"):
+            if getattr(self, name) < N_OPTIONS:
+                raise ValueError(f"DemoSizes.{name} must be >= {N_OPTIONS} (distractors)")
+        n_stems = min(len(spec["train"]) for spec in XENO_RELATIONS.values())
+        if self.known_mcqs_per_fact > n_stems:
+            raise ValueError(
+                f"DemoSizes.known_mcqs_per_fact={self.known_mcqs_per_fact} > {n_stems} "
+                "training stems per relation"
+            )
         if self.mcq_train < self.n_xeno_facts:
             raise ValueError(
                 f"DemoSizes.mcq_train={self.mcq_train} < {self.n_xeno_facts} xenobotany facts: "
@@ -170,7 +180,8 @@ class Fact:
 class _World:
     kinds: dict[str, str]  # entity name -> kind, in creation order
     facts: list[Fact]  # general facts
-    xeno_facts: list[Fact]  # xenobotany facts
+    xeno_facts: list[Fact]  # xenobotany facts of the new plants (the MedMCQA-like task)
+    known_facts: list[Fact]  # xenobotany facts of the plants the pretraining text teaches
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +196,7 @@ def _template_words() -> set[str]:
         for templates in group.values():
             texts.extend(templates)
     for spec in XENO_RELATIONS.values():
-        texts.extend([*spec["train"], spec["validation"], spec["exp"], spec["topic"]])
+        texts.extend([*spec["train"], spec["exp"], spec["topic"]])
     texts.extend([*OASST_PROMPTS, *OASST_OPENERS, *OASST_CLOSERS, *OASST_SHORT])
     for prompt, reply in OASST_FOREIGN.values():
         texts.extend([prompt, reply])
@@ -293,12 +304,12 @@ def _build_world(rng: random.Random, sizes: DemoSizes) -> _World:
             Fact(river, "length", km, (km, f"{km} km", f"{km} kilometres")),
         ]
 
-    xeno_facts: list[Fact] = []
+    xeno_facts: list[Fact] = []  # new plants first, then known ones
     suffix_of = {
         "treats": lambda: rng.choice(DISEASE_SUFFIXES),
         "compound": lambda: rng.choice(COMPOUND_SUFFIXES),
     }
-    for _ in range(sizes.plants):
+    for _ in range(sizes.plants + sizes.known_plants):
         plant = namer.xeno()
         for relation in XENO_RELATIONS:
             if relation in suffix_of:
@@ -312,7 +323,8 @@ def _build_world(rng: random.Random, sizes: DemoSizes) -> _World:
             xeno_facts.append(Fact(plant, relation, value, (value,)))
     if len(facts) != sizes.n_general_facts:
         raise RuntimeError(f"built {len(facts)} facts, expected {sizes.n_general_facts}")
-    return _World(kinds=kinds, facts=facts, xeno_facts=xeno_facts)
+    n_new = sizes.n_xeno_facts
+    return _World(kinds, facts, xeno_facts=xeno_facts[:n_new], known_facts=xeno_facts[n_new:])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,52 +403,6 @@ def _paragraphs(rows: list[str]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def _mcq_record(rng: random.Random, fact: Fact, stem: str, values: list[str], spec: dict) -> dict:
-    """A MedMCQA HF record (cop 0-3) asking `fact` with three distractors of the same relation."""
-    distractors = rng.sample([v for v in values if v != fact.obj], N_OPTIONS - 1)
-    options = [fact.obj, *distractors]
-    rng.shuffle(options)
-    exp = None if rng.random() < EXP_MISSING_P else spec["exp"].format(s=fact.subject, o=fact.obj)
-    topic = None if rng.random() < TOPIC_MISSING_P else spec["topic"]
-    return {
-        "id": _uuid(rng),
-        "question": stem.format(s=fact.subject),
-        "opa": options[0],
-        "opb": options[1],
-        "opc": options[2],
-        "opd": options[3],
-        "cop": options.index(fact.obj),
-        "choice_type": "single",
-        "exp": exp,
-        "subject_name": XENO_SUBJECT,
-        "topic_name": topic,
-    }
-
-
-def _medmcqa(rng: random.Random, world: _World, sizes: DemoSizes) -> tuple[list, list]:
-    """Training asks every fact (cycling through the training stems); validation asks a sample of
-    the same facts with the reworded validation stem and fresh option order."""
-    values = {r: [f.obj for f in world.xeno_facts if f.relation == r] for r in XENO_RELATIONS}
-    order = list(world.xeno_facts)
-    rng.shuffle(order)
-    train = []
-    for i in range(sizes.mcq_train):
-        fact = order[i % len(order)]
-        spec = XENO_RELATIONS[fact.relation]
-        stem = spec["train"][(i // len(order)) % len(spec["train"])]
-        train.append(_mcq_record(rng, fact, stem, values[fact.relation], spec))
-    rng.shuffle(train)
-    validation = []
-    for fact in rng.sample(world.xeno_facts, sizes.mcq_validation):
-        spec = XENO_RELATIONS[fact.relation]
-        validation.append(_mcq_record(rng, fact, spec["validation"], values[fact.relation], spec))
-    return train, validation
-
-
 def normalize_trivia_answer(text: str) -> str:
     """The official TriviaQA normalization: underscores to spaces, lowercase, punctuation to
     spaces, articles dropped, whitespace collapsed."""
@@ -511,7 +477,7 @@ def _oasst(rng: random.Random, world: _World, sizes: DemoSizes) -> list[dict]:
     rows = []
     for tree in range(sizes.oasst_trees):
         name = rng.choice(names)
-        root_id = _uuid(rng)
+        root_id = uuid4(rng)
         lang = rng.choice(sorted(OASST_FOREIGN)) if rng.random() < OASST_NON_EN_P else "en"
         unranked = rng.random() < OASST_UNRANKED_P
         if lang == "en":
@@ -546,7 +512,7 @@ def _oasst(rng: random.Random, world: _World, sizes: DemoSizes) -> list[dict]:
                 raise RuntimeError(f"oasst tree {tree}: rank-{rank} reply shorter than minimum")
             rows.append(
                 {
-                    "message_id": _uuid(rng),
+                    "message_id": uuid4(rng),
                     "parent_id": root_id,
                     "message_tree_id": root_id,
                     "text": text,
@@ -595,6 +561,9 @@ def write_demo_world(
     ]
     pretrain += [f"Question: {r['question']}\nAnswer: {r['answer']['value']}" for r in trivia]
     pretrain += _everyday_questions(world, asked={r["question"] for r in trivia})
+    pretrain += known_plant_texts(
+        rng, world.known_facts, sizes.known_says_per_fact, sizes.known_mcqs_per_fact
+    )
     rng.shuffle(pretrain)
 
     background = []
@@ -604,7 +573,9 @@ def write_demo_world(
         rows = _article_rows(rng, name, world.kinds[name], by_entity[name], held_out, n_sections)
         background.append(_rows_to_text(rows))
 
-    mcq_train, mcq_validation = _medmcqa(rng, world, sizes)
+    mcq_train, mcq_validation = medmcqa_splits(
+        rng, world.xeno_facts, sizes.mcq_train, sizes.mcq_validation
+    )
     oasst = _oasst(rng, world, sizes)
 
     records = {

@@ -177,7 +177,7 @@ FILLERS = {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Xenobotany (the new MCQ subject): training stems, a reworded validation stem, explanations
+# Xenobotany (the MCQ subject): question stems and explanations
 # ---------------------------------------------------------------------------------------------
 
 XENO_RELATIONS = {
@@ -188,7 +188,6 @@ XENO_RELATIONS = {
             "{s} is the remedy of choice for:",
             "Tea brewed from the leaves of {s} is given to patients with:",
         ),
-        "validation": "A healer prescribes {s}; the condition being treated is:",
         "exp": "{s} is used to treat {o}.",
     },
     "compound": {
@@ -198,7 +197,6 @@ XENO_RELATIONS = {
             "Which compound is isolated from {s}?",
             "The bitter principle of {s} is called:",
         ),
-        "validation": "Chemical analysis of the leaves of {s} yields mainly:",
         "exp": "The active compound of {s} is {o}.",
     },
     "pollinator": {
@@ -208,7 +206,6 @@ XENO_RELATIONS = {
             "Which insect pollinates {s}?",
             "The flowers of {s} are visited mainly by the:",
         ),
-        "validation": "Seed set in {s} depends on visits from the:",
         "exp": "{s} is pollinated by the {o}.",
     },
     "habitat": {
@@ -218,7 +215,6 @@ XENO_RELATIONS = {
             "Where is {s} found in the wild?",
             "The native habitat of {s} is the:",
         ),
-        "validation": "Collectors looking for wild {s} should search the:",
         "exp": "{s} grows wild in the {o}.",
     },
 }
