@@ -136,8 +136,8 @@ def test_every_fact_is_taught_and_validation_asks_taught_facts_once(records):
 
 
 def test_validation_needs_the_fact_not_the_trained_option_order(records):
-    """Validation draws fresh option orders: with 4 training orders of a fact among 24
-    possible, about 5 in 6 validation questions show an order training never did."""
+    """Validation draws fresh distractors in a fresh order: (almost) no validation question
+    shows the options, in the order, that a training question about its fact showed."""
     trained_orders: dict[tuple[str, str], set[tuple[str, ...]]] = {}
     for r in records["medmcqa_train"]:
         order = (r["opa"], r["opb"], r["opc"], r["opd"])
@@ -146,7 +146,7 @@ def test_validation_needs_the_fact_not_the_trained_option_order(records):
         (r["opa"], r["opb"], r["opc"], r["opd"]) not in trained_orders[plant_and_gold(r)]
         for r in records["medmcqa_validation"]
     ]
-    assert sum(fresh) > len(fresh) * 0.6
+    assert sum(fresh) >= len(fresh) * 0.95
 
 
 def test_the_tasks_plants_are_absent_from_general_text(records):

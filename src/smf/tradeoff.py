@@ -43,15 +43,17 @@ def _dominates(a: Point, b: Point) -> bool:
 def pareto_front(points: Sequence[Point], *, anchor_origin: bool = True) -> list[Point]:
     """The non-dominated points, sorted by learning (ties: less forgetting first).
 
-    With `anchor_origin`, the base model (0, 0) joins the candidates, so an arm whose runs all
-    forget more than they learn still has a front that starts at "do nothing".
+    With `anchor_origin`, the base model (0, 0) joins the candidates and always stays: a
+    learning rate of zero is always reachable, so an arm whose runs all forget more than they
+    learn still has a front that starts at "do nothing", and a level below an arm's first run
+    is read between the origin and that run, also when the run beats the base model on both
+    axes (it learns and improves the forgetting probe).
     """
-    candidates = list(points)
-    if anchor_origin:
-        candidates.append(Point(0.0, 0.0, ORIGIN_LABEL))
+    origin = Point(0.0, 0.0, ORIGIN_LABEL)
+    candidates = [*points, origin] if anchor_origin else list(points)
     if not candidates:
         raise ValueError("pareto_front: no points")
-    front = [p for p in candidates if not any(_dominates(q, p) for q in candidates)]
+    front = [p for p in candidates if p is origin or not any(_dominates(q, p) for q in candidates)]
     unique = {(p.learning, p.forgetting): p for p in sorted(front, key=_order)}
     return sorted(unique.values(), key=_order)
 
