@@ -99,7 +99,7 @@ def known_plant_texts(
     for fact in facts:
         texts += [explanation(fact)] * says_per_fact
         for stem in rng.sample(XENO_RELATIONS[fact.relation]["train"], mcqs_per_fact):
-            rec = mcq_record(rng, fact, stem, values[fact.relation])
+            rec = mcq_record(rng, fact, stem, values[fact.relation])  # its id, exp, topic unused
             options = [rec[column] for column in ("opa", "opb", "opc", "opd")]
             exam = {"question": rec["question"], "options": options, "answer": rec["cop"]}
             texts.append(mcq_training_text({**exam, "explanation": explanation(fact)}))
