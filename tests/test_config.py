@@ -12,7 +12,7 @@ BAD = {
     "wrong_type": ("seeds: zero\n", "seeds"),
     "unknown_arm_kind": ("arms:\n  adapter: {kind: prefix, train: {lr: 1.0}}\n", "prefix"),
     "layer_outside_model": ("retrofit: {layers: [1, 9]}\n", "retrofit.layers: [9]"),
-    "top_t_too_large": ("arms:\n  smf_kl: {smf: {top_t: 5000}}\n", "arms.smf_kl.smf.top_t"),
+    "top_t_too_large": ("arms:\n  smf_kl: {smf: {top_t: 20000}}\n", "arms.smf_kl.smf.top_t"),
     "sweep_rate_twice": ("arms:\n  lora: {lr_sweep: [0.003, 0.003]}\n", "arms.lora.lr_sweep"),
     "experiment_learning_probe": (
         "experiments:\n  facts: {learning_probe: nope}\n",
@@ -27,7 +27,7 @@ BAD = {
         "experiments.facts.probes.wikitext",
     ),
     "experiment_top_t": (
-        "experiments:\n  facts: {arms: {smf_kl: {smf: {top_t: 5000}}}}\n",
+        "experiments:\n  facts: {arms: {smf_kl: {smf: {top_t: 20000}}}}\n",
         "experiments.facts.arms.smf_kl.smf.top_t",
     ),
     "probe_without_dataset": ("probes:\n  medmcqa: {dataset: nope}\n", "probes.medmcqa.dataset"),
