@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
-from snakemake.utils import update_config
+from lr_probe import load_config, need  # tools/ is on sys.path when run as a script
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from smf import arms, data, demo_model, probes
@@ -33,12 +32,6 @@ from smf.stages import texts_of
 from smf.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def demo_config() -> dict:
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    update_config(config, yaml.safe_load((REPO / "config/demo.yaml").read_text()))
-    return config
 
 
 def build(config: dict, tokenizer, n_keys: int) -> torch.nn.Module:
@@ -60,11 +53,11 @@ def build(config: dict, tokenizer, n_keys: int) -> torch.nn.Module:
     return retrofit(model, rcfg, seed=0)
 
 
-def taught_form(results: Path, group: int) -> list[dict]:
+def taught_form(results: Path, held_out: list[dict], group: int) -> list[dict]:
     """Each fact's first question/answer text from training, as a QA record."""
     texts = texts_of(results / "data/facts_train.jsonl")
     records = []
-    for i, fact in enumerate(data.read_jsonl(results / "data/facts_eval.jsonl")):
+    for i, fact in enumerate(held_out):
         qa = next(t for t in texts[group * i : group * (i + 1)] if t.startswith("Question: "))
         question, answer = qa.removeprefix("Question: ").split("\nAnswer: ")
         records.append(
@@ -74,9 +67,10 @@ def taught_form(results: Path, group: int) -> list[dict]:
 
 
 def scores(model, tokenizer, results: Path, group: int) -> dict[str, float]:
+    held_out = data.read_jsonl(results / "data/facts_eval.jsonl")
     probe_sets = {
-        "held_out": data.read_jsonl(results / "data/facts_eval.jsonl"),
-        "taught_form": taught_form(results, group),
+        "held_out": held_out,
+        "taught_form": taught_form(results, held_out, group),
         "triviaqa": data.read_jsonl(results / "data/triviaqa.jsonl"),
     }
     out = {}
@@ -96,8 +90,8 @@ def main() -> None:
     ap.add_argument("epochs", nargs="?", type=int)
     ap.add_argument("--n-keys", type=int, default=32, help="memory sub-keys (slots: its square)")
     args = ap.parse_args()
-    config = demo_config()
-    tokenizer = AutoTokenizer.from_pretrained(args.results / "models/base")
+    config = load_config(REPO, ["config/demo.yaml"])
+    tokenizer = AutoTokenizer.from_pretrained(need(args.results / "models/base", "base_model"))
     task = config["fact_task"]
     group = task["says_per_fact"] + task["asks_per_fact"]
     start = time.time()
@@ -114,14 +108,8 @@ def main() -> None:
         saved = torch.load(args.checkpoint)
         model = build(config, tokenizer, saved["n_keys"])
         model.load_state_dict(saved["state"])
-        facts = config["experiments"]["facts"]["train"]
-        cfg = TrainConfig(
-            lr=args.lr, epochs=args.epochs, max_length=facts["max_length"],
-            micro_batch_size=facts["micro_batch_size"],
-            grad_accum=facts["grad_accum"], group_size=facts["group_size"],
-            warmup_steps=facts["warmup_steps"], schedule=facts["schedule"],
-            loss_weighting=facts["loss_weighting"], seed=0,
-        )  # fmt: skip
+        facts = config["experiments"]["facts"]["train"]  # the fact experiment's batches
+        cfg = TrainConfig(**{**facts, "lr": args.lr, "epochs": args.epochs, "seed": 0})
         if args.what == "full":
             model, opt = arms.setup_full(model, cfg)
         else:  # every value row the batch reads, densely: the ceiling of any row selection
