@@ -74,17 +74,18 @@ def experiment_spec(name, spec):
     spec["arms"] = sweeps.expand_sweeps(spec["arms"])
     own = list(spec["probes"])
     learning = spec["learning_probe"]
+    extra = list(spec["extra_learning_probes"])
+    forgetting = [p for p in own if p != learning and p not in extra]
+    forgetting += spec["forgetting_probes"]
     return {
         "task_dataset": spec["task"]["dataset"],
         "task_kind": config["data"][spec["task"]["dataset"]]["kind"],
         "header": spec["task"].get("header", ""),
         "own_probes": own,
         "learning_probe": learning,
-        "forgetting_probes": [p for p in own if p != learning]
-        + spec["forgetting_probes"],
-        "probes": [learning]
-        + [p for p in own if p != learning]
-        + spec["forgetting_probes"],
+        "extra_learning_probes": extra,
+        "forgetting_probes": forgetting,
+        "probes": [learning, *extra, *forgetting],
         "families": families,
         "main_arms": list(families),
         "runs": [run for family in families.values() for run in family],

@@ -76,6 +76,10 @@ EXP_TARGETS = {
         f"{RESULTS}/{exp}/tables/main.csv",
         f"{RESULTS}/{exp}/figures/loss_curves.png",
         f"{RESULTS}/{exp}/tables/matched_learning.csv",
+        *(
+            f"{RESULTS}/{exp}/tables/matched_learning_{p}.csv"
+            for p in EXPERIMENTS[exp]["extra_learning_probes"]
+        ),
     ]
     for exp in EXPERIMENTS
 }
@@ -249,6 +253,34 @@ for _exp, _spec in EXPERIMENTS.items():
             code=SMF_VERSION,
         script:
             "../workflow/scripts/tradeoff.py"
+
+    if _spec["extra_learning_probes"]:
+
+        rule:
+            """The same fronts and table with learning measured by another of its probes."""
+            name:
+                f"tradeoff_extra_{_exp}"
+            input:
+                exp_report_files(_exp),
+            output:
+                csv=f"{_out}/tables/matched_learning_{{probe}}.csv",
+                md=f"{_out}/tables/matched_learning_{{probe}}.md",
+                runs_csv=f"{_out}/tables/learning_gains_{{probe}}.csv",
+                png=f"{_out}/figures/pareto_fronts_{{probe}}.png",
+                pdf=f"{_out}/figures/pareto_fronts_{{probe}}.pdf",
+            log:
+                f"logs/{_exp}/report/tradeoff_{{probe}}.log",
+            wildcard_constraints:
+                probe=one_of(_spec["extra_learning_probes"]),
+            conda:
+                "../envs/smf.yaml"
+            params:
+                families=_spec["families"],
+                learning_probe=lambda wc: wc.probe,
+                forgetting_probes=_spec["forgetting_probes"],
+                code=SMF_VERSION,
+            script:
+                "../workflow/scripts/tradeoff.py"
 
     rule:
         """Named target: one experiment's tables and figures."""

@@ -3,6 +3,7 @@ rule fact_task:
     output:
         train="results/fact_task/facts_train.jsonl",
         eval="results/fact_task/facts_eval.jsonl",
+        taught="results/fact_task/facts_taught.jsonl",
     log:
         "logs/fact_task.log",
     conda:

@@ -26,6 +26,14 @@ BAD = {
         "experiments:\n  facts: {probes: {wikitext: {dataset: facts_eval, kind: qa}}}\n",
         "experiments.facts.probes.wikitext",
     ),
+    "experiment_extra_learning_probe_is_the_learning_probe": (
+        "experiments:\n  facts: {extra_learning_probes: [facts]}\n",
+        "experiments.facts.extra_learning_probes",
+    ),
+    "experiment_extra_learning_probe_is_not_its_own": (
+        "experiments:\n  facts: {extra_learning_probes: [wikitext]}\n",
+        "experiments.facts.extra_learning_probes",
+    ),
     "experiment_top_t": (
         "experiments:\n  facts: {arms: {smf_kl: {smf: {top_t: 20000}}}}\n",
         "experiments.facts.arms.smf_kl.smf.top_t",
@@ -69,13 +77,15 @@ def test_demo_and_paper_profiles_build_their_dags(workflow):
     # replacement) with their backgrounds and a task shuffle per seed; base + 6 retrofits + 30
     # model evaluations; 5 shared datasets
     # paper 1's fact experiment (results/facts/): 4 arms x 3 learning rates x 3 seeds, its
-    # probe on base and the 3 main retrofits; 2 more datasets (its training texts and questions)
+    # probes (held-out and taught form) on base and the 3 main retrofits; 3 more datasets (its
+    # training texts and both question files); its fronts on each of its two learning probes
     for rule, n in [("finetune_smf", 24), ("finetune_lora", 3), ("finetune_full", 3),
                     ("retrofit", 6), ("background", 6), ("evaluate", 37),
-                    ("prepare_data", 7), ("prepare_task_shuffle", 3), ("fact_task", 1),
+                    ("prepare_data", 8), ("prepare_task_shuffle", 3), ("fact_task", 1),
                     ("finetune_smf_facts", 18), ("finetune_lora_facts", 9),
                     ("finetune_full_facts", 9), ("evaluate_arms_facts", 36),
-                    ("evaluate_reference_facts", 4), ("tables_facts", 1)]:  # fmt: skip
+                    ("evaluate_reference_facts", 4), ("tables_facts", 1),
+                    ("tradeoff_facts", 1), ("tradeoff_extra_facts", 1)]:  # fmt: skip
         assert f"{rule} {n}" in " ".join(paper.stdout.split()), rule
 
 

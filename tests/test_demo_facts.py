@@ -46,6 +46,25 @@ def test_one_held_out_question_per_fact_and_paraphrases_grouped(task):
         assert qa_correct_paper3(f" {rec['answer']['value']}.", rec["answer"]["aliases"])
 
 
+def test_taught_form_asks_each_fact_in_one_of_its_trained_wordings(task):
+    train, evaluation = _read(task["facts_train"]), _read(task["facts_eval"])
+    taught = _read(task["facts_taught"])
+    assert len(taught) == len(evaluation)
+    by_fact: dict[int, list[str]] = {}
+    for r in train:
+        by_fact.setdefault(r["fact"], []).append(r["text"])
+    for held_out, rec in zip(evaluation, taught, strict=True):
+        fact = int(rec["question_id"].removeprefix("fact_"))
+        assert rec["question_id"] == held_out["question_id"] and rec["answer"] == held_out["answer"]
+        assert rec["question"] != held_out["question"]
+        assert f"Question: {rec['question']}\nAnswer: {rec['answer']['value']}" in by_fact[fact]
+
+
+def test_no_trained_question_form_means_no_taught_records(tmp_path):
+    paths = write_fact_task(tmp_path, sizes=FactSizes(entities=2, asks_per_fact=0))
+    assert _read(paths["facts_eval"]) and not _read(paths["facts_taught"])
+
+
 def test_new_people_never_occur_in_the_demo_world(task, tmp_path):
     """The world's homes and pets share the new people's first letters; its people do not."""
     world = write_demo_world(tmp_path / "world", seed=0)

@@ -193,6 +193,14 @@ def check_experiments(config: Mapping) -> None:
                 f"{key}.learning_probe: {spec['learning_probe']!r} is not a key of "
                 f"{key}.probes (have {sorted(spec['probes'])})"
             )
+        extra = spec.get("extra_learning_probes", [])
+        unknown = [p for p in extra if p not in spec["probes"] or p == spec["learning_probe"]]
+        if unknown:
+            raise ConfigError(
+                f"{key}.extra_learning_probes: {unknown} must be keys of {key}.probes other "
+                f"than its learning_probe {spec['learning_probe']!r} (have "
+                f"{sorted(spec['probes'])})"
+            )
         unknown = [p for p in spec.get("forgetting_probes", []) if p not in shared]
         if unknown:
             raise ConfigError(

@@ -20,7 +20,11 @@ Output, in schemas the pipeline already reads:
 - `facts_train.jsonl`: {"text": ...} rows (a `text` dataset), one row per paraphrase, grouped by
   fact so a batch can hold the paraphrases of one fact;
 - `facts_eval.jsonl`: TriviaQA rc.nocontext records (a `qa` dataset), one held-out question per
-  fact, scored by the existing QA probe.
+  fact, scored by the existing QA probe: the learning probe;
+- `facts_taught.jsonl`: the same records, but each asks the fact in its first trained question
+  form, the exact prompt of one of its paraphrases. It measures recall of what was taught, not
+  knowledge that carries to a new wording, and is reported apart (`extra_learning_probes`); it is
+  empty when `asks_per_fact` is 0.
 """
 
 from __future__ import annotations
@@ -40,7 +44,11 @@ from smf.demo_words import (
     SENTENCES,
 )
 
-FACT_FILES = {"facts_train": "facts_train.jsonl", "facts_eval": "facts_eval.jsonl"}
+FACT_FILES = {
+    "facts_train": "facts_train.jsonl",
+    "facts_eval": "facts_eval.jsonl",
+    "facts_taught": "facts_taught.jsonl",
+}
 FACT_SOURCE = "demo_facts"
 
 # The relations and templates the demo world also uses for its known people (smf.demo_words), so
@@ -111,36 +119,43 @@ def qa_text(question: str, answer: str) -> str:
     return f"Question: {question}\nAnswer: {answer}"
 
 
-def paraphrases(rng: random.Random, fact: Fact, sizes: FactSizes) -> tuple[list[str], str]:
-    """(training texts that teach `fact`, the held-out question that tests it)."""
+def paraphrases(
+    rng: random.Random, fact: Fact, sizes: FactSizes
+) -> tuple[list[str], str, str | None]:
+    """(training texts that teach `fact`, the held-out question that tests it, the first trained
+    question, or None when no question form is trained)."""
     spec = RELATIONS[fact.relation]
     says = rng.sample(spec["says"], sizes.says_per_fact)
     held_out, *asks = rng.sample(spec["asks"], sizes.asks_per_fact + 1)
     texts = [t.format(s=fact.subject, o=fact.obj) for t in says]
     texts += [qa_text(q.format(s=fact.subject), fact.obj) for q in asks]
-    return texts, held_out.format(s=fact.subject)
+    taught = asks[0].format(s=fact.subject) if asks else None
+    return texts, held_out.format(s=fact.subject), taught
 
 
 def eval_record(fact: Fact, question: str, index: int) -> dict:
-    """The held-out question about `fact` as a TriviaQA rc.nocontext record."""
+    """A question about `fact` as a TriviaQA rc.nocontext record."""
     return trivia_record(question, f"fact_{index}", fact, FACT_SOURCE, "FreeForm")
 
 
 def write_fact_task(
     out_dir: str | Path, seed: int = 0, sizes: FactSizes | None = None
 ) -> dict[str, Path]:
-    """Write facts_train.jsonl and facts_eval.jsonl into `out_dir`; returns name -> path."""
+    """Write FACT_FILES into `out_dir`; returns name -> path."""
     sizes = sizes or FactSizes()
     rng = random.Random(seed)
     facts = build_facts(rng, sizes)
-    train, evaluation = [], []
+    train, evaluation, taught = [], [], []
     for i, fact in enumerate(facts):
-        texts, question = paraphrases(rng, fact, sizes)
+        texts, question, trained_question = paraphrases(rng, fact, sizes)
         train += [{"text": text, "fact": i} for text in texts]
         evaluation.append(eval_record(fact, question, i))
+        if trained_question is not None:
+            taught.append(eval_record(fact, trained_question, i))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / file for name, file in FACT_FILES.items()}
     _write_jsonl_atomic(paths["facts_train"], train)
     _write_jsonl_atomic(paths["facts_eval"], evaluation)
+    _write_jsonl_atomic(paths["facts_taught"], taught)
     return paths

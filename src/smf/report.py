@@ -64,6 +64,7 @@ PROBE_LABELS = {
     "triviaqa": "TriviaQA",
     "triviaqa_retention": "TriviaQA retention",  # smf.retention
     "facts": "Facts",  # paper 1's fact learning: one held-out question per taught fact
+    "facts_taught": "Facts, taught form",  # the same facts asked in a trained wording (recall)
     "nq": "NaturalQuestions",
 }
 
