@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from smf import report, tradeoff_report
+from smf import figures, report, tradeoff_report
 
 
 def build_tables(
@@ -37,11 +37,11 @@ def build_figures(
 ) -> None:
     """Learning vs forgetting per probe, and the training loss curves."""
     df = report.load_eval_results(eval_paths)
-    report.plot_learning_vs_forgetting(
+    figures.plot_learning_vs_forgetting(
         df, learning_probe, forgetting_probes, out["tradeoff_png"], out["tradeoff_pdf"]
     )
-    logs = report.load_train_logs({arm: [Path(p) for p in ps] for arm, ps in log_paths.items()})
-    report.plot_loss_curves(logs, out["loss_png"], out["loss_pdf"])
+    logs = figures.load_train_logs({arm: [Path(p) for p in ps] for arm, ps in log_paths.items()})
+    figures.plot_loss_curves(logs, out["loss_png"], out["loss_pdf"])
 
 
 def build_tradeoff(

@@ -21,11 +21,12 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from smf import report
+from smf import figures, report
 from smf.intervals import CONFIDENCE, bootstrap_paired_difference
 from smf.tradeoff import Point, forgetting_at_matched_learning, forgetting_of, pareto_front
 
@@ -35,11 +36,11 @@ LEVEL_STYLE = {"color": "#555555", "linestyle": "--", "linewidth": 0.8}
 
 def _display_scale(df: pd.DataFrame, probe: str) -> float:
     """Factor from a probe's stored value to display units (accuracy: x100, points)."""
-    return report.METRICS[report._probe_meta(df, probe)["metric"]]["scale"]
+    return report.METRICS[report.probe_meta(df, probe)["metric"]]["scale"]
 
 
 def _scaled(df: pd.DataFrame, probe: str) -> tuple[pd.DataFrame, dict]:
-    meta = report._probe_meta(df, probe)
+    meta = report.probe_meta(df, probe)
     scale = report.METRICS[meta["metric"]]["scale"]
     rows = df[df["probe"] == probe].assign(value=lambda d: d["value"] * scale)
     return rows, meta
@@ -252,16 +253,16 @@ def plot_pareto_fronts(
     interval over questions; y: std over seeds) and each family's front from the origin; the
     matched learning level as a dashed line."""
     forgetting_probes = list(points)
-    colors = report._arm_colors(list(points[forgetting_probes[0]]))
-    width, height = report.PANEL_SIZE
-    with report.matplotlib.rc_context(report.STYLE):
+    colors = figures.arm_colors(list(points[forgetting_probes[0]]))
+    width, height = figures.PANEL_SIZE
+    with matplotlib.rc_context(figures.STYLE):
         fig = Figure(figsize=(width * len(forgetting_probes), height), layout="constrained")
         axes = fig.subplots(1, len(forgetting_probes), squeeze=False)[0]
         for ax, probe in zip(axes, forgetting_probes, strict=True):
             fronts = fronts_of(points[probe])
             for i, (family, pts) in enumerate(points[probe].items()):
                 color = colors[family]
-                marker = report.MARKERS[i % len(report.MARKERS)]
+                marker = figures.MARKERS[i % len(figures.MARKERS)]
                 xerr = np.vstack([pts["learning"] - pts["learning_low"],
                                   pts["learning_high"] - pts["learning"]])  # fmt: skip
                 ax.errorbar(
@@ -276,10 +277,10 @@ def plot_pareto_fronts(
             level, _ = forgetting_at_matched_learning(fronts)
             if level is not None:
                 ax.axvline(level, **LEVEL_STYLE)
-            ax.scatter([0], [0], marker=report.BASE_MARKER, color="black", zorder=3)
+            ax.scatter([0], [0], marker=figures.BASE_MARKER, color="black", zorder=3)
             learn_label = report.PROBE_LABELS.get(learning_probe, learning_probe)
             ax.set_xlabel(f"{learn_label} gain vs base (↑ learned)")
             ax.set_ylabel(f"{report.PROBE_LABELS.get(probe, probe)} forgetting vs base (↓ kept)")
             ax.set_title(f"Pareto fronts: {report.PROBE_LABELS.get(probe, probe)}")
         axes[0].legend(loc="best")
-        report._save(fig, out_png, out_pdf)
+        figures.save_figure(fig, out_png, out_pdf)
