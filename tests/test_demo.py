@@ -1,4 +1,4 @@
-"""Tests for the offline demo world, tokenizer and tiny Qwen2 config (smf.demo)."""
+"""Tests for the offline demo world, tokenizer and tiny Qwen2 config (smf.demo, smf.demo_world)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import torch
 
 from smf.demo import (
     DEMO_FILES,
-    DemoSizes,
     normalize_trivia_answer,
     write_demo_world,
 )
@@ -24,6 +23,7 @@ from smf.demo_model import (
     tokenizer_training_texts,
 )
 from smf.demo_words import EVERYDAY_RELATIONS, QUESTIONS, XENO_RELATIONS
+from smf.demo_world import DemoSizes
 from smf.prompts import MCQ_HEADER
 
 GENERAL_TEXT_FILES = ("pretrain", "background", "wikitext_test", "oasst1")

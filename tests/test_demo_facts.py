@@ -9,9 +9,10 @@ import re
 import pytest
 
 from smf.data import prepare_dataset
-from smf.demo import DemoSizes, _build_world, write_demo_world
+from smf.demo import write_demo_world
 from smf.demo_facts import RELATIONS, FactSizes, build_facts, write_fact_task
 from smf.demo_words import EVERYDAY_RELATIONS, NEW_ONSETS
+from smf.demo_world import DemoSizes, build_world
 from smf.prompts import qa_correct_paper3
 
 
@@ -72,7 +73,7 @@ def test_new_people_never_occur_in_the_demo_world(task, tmp_path):
     facts = build_facts(random.Random(0), FactSizes(entities=20))
     people = {f.subject for f in facts}
     assert len(people) == 20 and not any(person in world_text for person in people)
-    world_people = {f.subject for f in _build_world(random.Random(0), DemoSizes()).facts
+    world_people = {f.subject for f in build_world(random.Random(0), DemoSizes()).facts
                     if f.relation in EVERYDAY_RELATIONS}  # fmt: skip
     assert not any(word[0].lower() in NEW_ONSETS for p in world_people for word in p.split())
 

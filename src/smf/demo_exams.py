@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import random
 import uuid
-from typing import TYPE_CHECKING
 
 from smf.demo_words import N_OPTIONS, XENO_RELATIONS
+from smf.demo_world import Fact
 from smf.prompts import mcq_training_text
-
-if TYPE_CHECKING:
-    from smf.demo import Fact
 
 XENO_SUBJECT = "Xenobotany"
 EXP_MISSING_P = 0.15  # MedMCQA rows with exp = None (the real data has many)

@@ -33,7 +33,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from smf.demo import MAX_TRIES, Fact, _write_jsonl_atomic, trivia_record
+from smf.demo import trivia_record, write_jsonl_atomic
 from smf.demo_words import (
     CRAFTS,
     EVERYDAY_RELATIONS,
@@ -43,6 +43,7 @@ from smf.demo_words import (
     QUESTIONS,
     SENTENCES,
 )
+from smf.demo_world import MAX_TRIES, Fact
 
 FACT_FILES = {
     "facts_train": "facts_train.jsonl",
@@ -155,7 +156,7 @@ def write_fact_task(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / file for name, file in FACT_FILES.items()}
-    _write_jsonl_atomic(paths["facts_train"], train)
-    _write_jsonl_atomic(paths["facts_eval"], evaluation)
-    _write_jsonl_atomic(paths["facts_taught"], taught)
+    write_jsonl_atomic(paths["facts_train"], train)
+    write_jsonl_atomic(paths["facts_eval"], evaluation)
+    write_jsonl_atomic(paths["facts_taught"], taught)
     return paths

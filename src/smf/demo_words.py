@@ -1,4 +1,4 @@
-"""The words of the demo world (smf.demo): name inventories and sentence templates.
+"""The words of the demo world (smf.demo_world, smf.demo): name inventories and sentence templates.
 
 Every text the demo writes is one of these templates filled with invented names, so this module
 is the whole vocabulary the demo's tokenizer and model ever see, besides the names themselves.
