@@ -18,8 +18,8 @@ import json
 
 from transformers import AutoTokenizer
 
-from smf.data import read_jsonl
 from smf.prompts import mcq_training_text
+from smf.sources import read_jsonl
 from smf.train import BatchPlan, TrainConfig, steps_per_epoch, tokenize
 
 

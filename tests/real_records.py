@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smf import data
+from smf import data, sources
 
 EVAL_EVERY = 4
 
@@ -54,7 +54,7 @@ def wikitext2_pages_lm_eval(real: Path) -> list[str]:
         real / "wikitext" / "wikitext-2-raw-v1_test" / "DERIVED_lm_eval_wikitext_document_"
         "level_test_pages.jsonl"
     )
-    return [r["page"] for r in data.read_jsonl(path)]
+    return [r["page"] for r in sources.read_jsonl(path)]
 
 
 def wikitext103_rows(real: Path) -> list[str]:

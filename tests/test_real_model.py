@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from smf import data, stages
+from smf import sources, stages
 from smf.gguf import gguf_layer_count
 from smf.retrofit import memories
 
@@ -44,20 +44,22 @@ def work(smollm2_dir: Path, real_fixtures: Path, tmp_path_factory) -> dict:
     train, evaluation = real_records.medmcqa_split(real_fixtures)
     pages = real_records.wikitext2_pages_lm_eval(real_fixtures)
     paths = {
-        "task": data.write_jsonl(train[:N_TRAIN], root / "medmcqa_train.jsonl"),
-        "medmcqa": data.write_jsonl(evaluation[:N_EVAL], root / "medmcqa.jsonl"),
-        "corpus": data.write_jsonl(
+        "task": sources.write_jsonl(train[:N_TRAIN], root / "medmcqa_train.jsonl"),
+        "medmcqa": sources.write_jsonl(evaluation[:N_EVAL], root / "medmcqa.jsonl"),
+        "corpus": sources.write_jsonl(
             [{"id": str(i), "text": p} for i, p in enumerate(pages[:N_BACKGROUND])],
             root / "background.jsonl",
         ),
-        "wikitext": data.write_jsonl(
+        "wikitext": sources.write_jsonl(
             [
                 {"id": str(i), "text": t}
                 for i, t in enumerate(real_records.wikitext103_rows(real_fixtures)[:60])
             ],
             root / "wikitext.jsonl",
         ),  # fmt: skip
-        "triviaqa": data.write_jsonl(real_records.triviaqa(real_fixtures), root / "triviaqa.jsonl"),
+        "triviaqa": sources.write_jsonl(
+            real_records.triviaqa(real_fixtures), root / "triviaqa.jsonl"
+        ),
     }
     memory = root / "retrofit" / "memory.safetensors"
     stages.retrofit_and_recover(

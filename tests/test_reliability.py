@@ -23,7 +23,7 @@ import torch
 import yaml
 from conftest import make_tiny_qwen2
 
-from smf import data, lock, stages
+from smf import data, lock, sources, stages
 from smf.arms import setup_full, setup_smf
 from smf.checkpoint import Checkpointer
 from smf.config_checks import ConfigError, check_config, schema_error
@@ -196,8 +196,8 @@ def test_truncated_memory_names_the_file_and_the_rebuild_command(tmp_path):
 def test_bad_jsonl_names_file_line_and_cause(tmp_path, content, first):
     path = tmp_path / "source.jsonl"
     path.write_bytes(content)
-    with pytest.raises(data.DataError) as err:
-        data.load_source({"path": str(path), "split": "train"})
+    with pytest.raises(sources.DataError) as err:
+        sources.load_source({"path": str(path), "split": "train"})
     assert str(err.value).splitlines()[0].startswith(f"{path}{first}"), err.value
 
 
@@ -205,7 +205,9 @@ def test_text_source_with_only_blank_rows_fails_at_the_data_stage(tmp_path):
     path = tmp_path / "wikitext_test.jsonl"
     path.write_text('{"text": ""}\n{"text": " \\n"}\n')
     spec = {"name": "wikitext", "kind": "text", "source": {"path": str(path)}, "keep_empty": True}
-    with pytest.raises(data.DataError, match="^wikitext: no usable records: all 2 rows are blank"):
+    with pytest.raises(
+        sources.DataError, match="^wikitext: no usable records: all 2 rows are blank"
+    ):
         data.prepare_dataset(spec)
 
 

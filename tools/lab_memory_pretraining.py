@@ -25,7 +25,7 @@ import torch
 from lr_probe import load_config, need  # tools/ is on sys.path when run as a script
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from smf import arms, data, demo_model, probes
+from smf import arms, demo_model, probes, sources
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, retrofit
 from smf.stages import texts_of
@@ -67,11 +67,11 @@ def taught_form(results: Path, held_out: list[dict], group: int) -> list[dict]:
 
 
 def scores(model, tokenizer, results: Path, group: int) -> dict[str, float]:
-    held_out = data.read_jsonl(results / "data/facts_eval.jsonl")
+    held_out = sources.read_jsonl(results / "data/facts_eval.jsonl")
     probe_sets = {
         "held_out": held_out,
         "taught_form": taught_form(results, held_out, group),
-        "triviaqa": data.read_jsonl(results / "data/triviaqa.jsonl"),
+        "triviaqa": sources.read_jsonl(results / "data/triviaqa.jsonl"),
     }
     out = {}
     for name, records in probe_sets.items():

@@ -24,7 +24,7 @@ import yaml
 from snakemake.utils import update_config, validate
 from transformers import AutoTokenizer
 
-from smf import arms, data, probes, prompts, stages
+from smf import arms, probes, prompts, sources, stages
 
 
 def load_config(root: Path, overlays: list[str]) -> dict:
@@ -79,7 +79,7 @@ def main() -> None:
             results / f"background{suffix}" / per_run / "stats.safetensors", "background"
         )
     header = config["task"]["header"]
-    records = data.read_jsonl(heldout)[: args.eval_examples]
+    records = sources.read_jsonl(heldout)[: args.eval_examples]
     texts = [prompts.mcq_training_text(r, header=header) for r in records]
     train_cfg = {**config["train"], **arm_cfg["train"]}
     tokenizer = AutoTokenizer.from_pretrained(base_dir)

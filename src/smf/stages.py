@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from smf import arms, data, gguf, lock, precision, probes, prompts, provenance
+from smf import arms, data, gguf, lock, precision, probes, prompts, provenance, sources
 from smf.joblog import log_to as log_to  # re-exported: every rule script uses it
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, load_retrofitted, memory_blocks, retrofit, save_memory
@@ -46,7 +46,7 @@ def clear_checkpoint(work_dir: str | Path) -> None:
 
 
 def write_log(records: list[dict], path: str | Path) -> None:
-    data.write_jsonl(records, path)
+    sources.write_jsonl(records, path)
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -70,7 +70,7 @@ def environment() -> dict:
 def prepare_data(name: str, spec: dict, out: str | Path) -> dict:
     """Load one configured dataset, normalise it to its schema, write JSONL; returns stats."""
     records, stats = data.prepare_dataset({"name": name, **spec})
-    data.write_jsonl(records, out)
+    sources.write_jsonl(records, out)
     return stats
 
 
@@ -82,7 +82,7 @@ def make_demo_world(out_dir: str | Path, seed: int) -> dict:
 
 
 def texts_of(path: str | Path) -> list[str]:
-    return [r["text"] for r in data.read_jsonl(path)]
+    return [r["text"] for r in sources.read_jsonl(path)]
 
 
 # --------------------------------------------------------------------------- base model
@@ -238,7 +238,7 @@ SELECTION_KEYS = {"count_tokens": "count_tokens", "select_per": "per", "kl_eps":
 
 def task_texts(task_path: str | Path, header: str, kind: str = "multiple_choice") -> list[str]:
     """Training texts: multiple-choice records in paper 3's format, or text records as they are."""
-    records = data.read_jsonl(task_path)
+    records = sources.read_jsonl(task_path)
     if kind == "text":
         return [r["text"] for r in records]
     if kind != "multiple_choice":
@@ -371,7 +371,7 @@ def evaluate(
     results = []
     for probe, cfg in probe_cfgs.items():
         result = run_probe(
-            model, tokenizer, cfg, data.read_jsonl(data_paths[probe]), batch_size, header
+            model, tokenizer, cfg, sources.read_jsonl(data_paths[probe]), batch_size, header
         )
         result.update(
             model=model_name,
