@@ -86,6 +86,13 @@ def make_tiny_qwen2(vocab_size: int = 320, seed: int = 0, **overrides) -> Qwen2F
     return model.eval()
 
 
+# A larger init than the default 0.02 makes the random model's outputs depend on its input,
+# so argmax predictions and greedy generations differ between examples.
+VARIED_INIT = 0.2
+# Every probe's result has these keys (the caller adds the model, arm, seed and probe names).
+REQUIRED_KEYS = {"metric", "value", "higher_is_better", "n", "protocol"}
+
+
 @pytest.fixture()
 def tiny_qwen2() -> Qwen2ForCausalLM:
     return make_tiny_qwen2()

@@ -18,7 +18,7 @@ import pytest
 import real_records
 import torch
 
-from smf import probes, prompts
+from smf import perplexity, probes, prompts, qa_probe
 
 lm_eval = pytest.importorskip("lm_eval", reason="needs lm-evaluation-harness (pip install lm_eval)")
 from lm_eval.models.huggingface import HFLM  # noqa: E402
@@ -131,7 +131,7 @@ def test_triviaqa_generations_agree(smollm2, harness, real_fixtures) -> None:
         generation_kwargs=generation,
     )  # fmt: skip
     results, samples = _run(lm, folder, task)
-    ours = probes.qa_accuracy(
+    ours = qa_probe.qa_accuracy(
         model, tokenizer, records, protocol=prompts.LM_EVAL, batch_size=BATCH_SIZE,
         max_new_tokens=QA_MAX_NEW_TOKENS,
     )  # fmt: skip
@@ -162,7 +162,7 @@ def test_wikitext_word_perplexity_agrees(smollm2, harness, real_fixtures) -> Non
     results, samples = _run(lm, folder, task)
     rows = _last_pages_rows(real_records.wikitext2_raw_rows(real_fixtures), N_WIKITEXT_PAGES)
     assert prompts.wikitext_documents(rows) == pages
-    ours = probes.perplexity(
+    ours = perplexity.perplexity(
         model, tokenizer, rows, protocol=prompts.LM_EVAL, max_length=WIKITEXT_WINDOW
     )
     assert ours["tokens_scored"] > WIKITEXT_WINDOW  # some page spans several windows
@@ -177,8 +177,8 @@ def test_default_window_is_lm_evals(smollm2, real_fixtures) -> None:
     """With no max_length, the lm_eval perplexity window is what HFLM resolves (8,192 here)."""
     model, tokenizer = smollm2
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1)
-    assert probes.model_max_length(model, tokenizer) == lm.max_length == 8192
+    assert perplexity.model_max_length(model, tokenizer) == lm.max_length == 8192
     rows = _last_pages_rows(real_records.wikitext2_raw_rows(real_fixtures), 1)
-    result = probes.perplexity(model, tokenizer, rows, protocol=prompts.LM_EVAL)
+    result = perplexity.perplexity(model, tokenizer, rows, protocol=prompts.LM_EVAL)
     assert result["max_length"] == lm.max_length
     assert torch.isfinite(torch.tensor(result["value"]))

@@ -25,7 +25,7 @@ import torch
 from lr_probe import load_config, need  # tools/ is on sys.path when run as a script
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from smf import arms, demo_model, probes, sources
+from smf import arms, demo_model, qa_probe, sources
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, retrofit
 from smf.stages import texts_of
@@ -75,7 +75,7 @@ def scores(model, tokenizer, results: Path, group: int) -> dict[str, float]:
     }
     out = {}
     for name, records in probe_sets.items():
-        r = probes.qa_accuracy(model.eval(), tokenizer, records, protocol="paper3", batch_size=16)
+        r = qa_probe.qa_accuracy(model.eval(), tokenizer, records, protocol="paper3", batch_size=16)
         out[name] = round(100 * r["value"], 1)
     return out
 

@@ -24,7 +24,7 @@ import yaml
 from snakemake.utils import update_config, validate
 from transformers import AutoTokenizer
 
-from smf import arms, probes, prompts, sources, stages
+from smf import arms, perplexity, prompts, sources, stages
 
 
 def load_config(root: Path, overlays: list[str]) -> dict:
@@ -83,9 +83,9 @@ def main() -> None:
     texts = [prompts.mcq_training_text(r, header=header) for r in records]
     train_cfg = {**config["train"], **arm_cfg["train"]}
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    windows = probes.text_windows(tokenizer, texts, train_cfg["max_length"])
+    windows = perplexity.text_windows(tokenizer, texts, train_cfg["max_length"])
     start_kind = "retrofit" if kind == "smf" else "base"
-    before = probes.mean_nll(arms.load_for_eval(start_kind, base_dir, memory), windows)
+    before = perplexity.mean_nll(arms.load_for_eval(start_kind, base_dir, memory), windows)
     print(f"{args.arm}: held-out loss before training {before:.4f} ({len(texts)} records)")
     print("lr\tsteps\theld_out_loss\tchange\tlast_train_loss\tseconds")
     for lr in args.lr:
@@ -102,7 +102,7 @@ def main() -> None:
             model = arms.load_for_eval(
                 kind, base_dir, tmp / "arm" / "memory.safetensors" if kind == "smf" else tmp / "arm"
             )
-            after = probes.mean_nll(model, windows)
+            after = perplexity.mean_nll(model, windows)
         print(
             f"{lr:g}\t{summary['steps']}\t{after:.4f}\t{after - before:+.4f}\t"
             f"{summary['final_loss']:.4f}\t{time.perf_counter() - began:.0f}",

@@ -17,7 +17,19 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from smf import arms, data, gguf, lock, precision, probes, prompts, provenance, sources
+from smf import (
+    arms,
+    data,
+    gguf,
+    lock,
+    perplexity,
+    precision,
+    probes,
+    prompts,
+    provenance,
+    qa_probe,
+    sources,
+)
 from smf.joblog import log_to as log_to  # re-exported: every rule script uses it
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, load_retrofitted, memory_blocks, retrofit, save_memory
@@ -394,14 +406,14 @@ def run_probe(model, tokenizer, cfg: dict, records: list[dict], batch_size: int,
             model, tokenizer, records, protocol=protocol, batch_size=batch_size, header=header
         )
     if cfg["kind"] == "perplexity":
-        return probes.perplexity(
+        return perplexity.perplexity(
             model, tokenizer, [r["text"] for r in records], protocol=protocol,
             limit=cfg.get("limit", 1000),
             max_length=cfg.get("max_length"),  # None: the protocol's default
             stride=cfg.get("stride", 512),
         )  # fmt: skip
     if cfg["kind"] == "qa":
-        return probes.qa_accuracy(
+        return qa_probe.qa_accuracy(
             model, tokenizer, records, protocol=protocol,
             max_new_tokens=cfg.get("max_new_tokens"), batch_size=batch_size,
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Rule evaluate: one model on every probe (see smf.probes)."""
+"""Rule evaluate: one model on every probe (see smf.probes, smf.perplexity, smf.qa_probe)."""
 
 from typing import TYPE_CHECKING
 
