@@ -122,18 +122,28 @@ def test_the_fact_experiment_has_its_own_table(demo):
     facts = pd.read_csv(demo / "results/facts/tables/main.csv", index_col=0)
     main = pd.read_csv(demo / "results/tables/main.csv", index_col=0)
     assert list(facts.index) == ["base", "retrofit", "full", "lora", "smf_tfidf", "smf_kl"]
-    for probe in ("facts", "wikitext", "triviaqa"):
+    for probe in ("facts", "facts_taught", "wikitext", "triviaqa"):
         assert facts[probe].notna().all(), probe
     assert facts.loc["base", "wikitext"] == main.loc["base", "wikitext"]
     assert not (demo / "results/facts/eval/base/wikitext.json").exists()
     # nobody can know invented people: the base model's only right answers are guessed trades
     # (one of 8 common words); a home or a pet is an invented name
-    base = json.loads((demo / "results/facts/eval/base/facts.json").read_text())
-    right = [a["output"].strip() for a in base["answers"] if a["correct"]]
-    assert set(right) <= set(CRAFTS) and len(right) < base["n"] / 8
+    for probe in ("facts", "facts_taught"):
+        base = json.loads((demo / f"results/facts/eval/base/{probe}.json").read_text())
+        right = [a["output"].strip() for a in base["answers"] if a["correct"]]
+        assert set(right) <= set(CRAFTS) and len(right) < base["n"] / 8, probe
     log = [json.loads(x) for x in (demo / "results/facts/runs/smf_kl/seed0/train_log.jsonl").open()]
-    assert all(0 < r["rows_updated"] <= 2 * 64 for r in log)
-    assert (demo / "results/facts/figures/pareto_fronts.png").stat().st_size > 1000
+    assert all(0 < r["rows_updated"] <= 2 * 1024 for r in log)
+    for name in ("pareto_fronts", "pareto_fronts_facts_taught"):
+        assert (demo / f"results/facts/figures/{name}.png").stat().st_size > 1000, name
+    # the recall table's learning is the taught-form gain, in points; the main one's the held-out
+    for probe, name in (
+        ("facts", "learning_gains"),
+        ("facts_taught", "learning_gains_facts_taught"),
+    ):
+        gains = pd.read_csv(demo / f"results/facts/tables/{name}.csv", index_col="run")
+        expected = 100 * facts.loc[gains.index, f"{probe}_delta"]
+        assert gains["learning"].to_numpy() == pytest.approx(expected.to_numpy(), abs=1e-3), probe
 
 
 def test_each_experiment_reruns_alone(demo):
@@ -143,7 +153,7 @@ def test_each_experiment_reruns_alone(demo):
     out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
     assert job_counts(out) == {
         "finetune_lora_facts": 1, "evaluate_arms_facts": 1, "tables_facts": 1,
-        "figures_facts": 1, "tradeoff_facts": 1, "all": 1,
+        "figures_facts": 1, "tradeoff_facts": 1, "tradeoff_extra_facts": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -156,7 +166,8 @@ def test_the_second_seed_overlay_adds_only_seed_1_runs(demo):
     assert job_counts(out) == {
         **per_experiment, **{f"{rule}_facts": n for rule, n in per_experiment.items()},
         "evaluate": 4, "evaluate_arms_facts": 4, "tables": 1, "tables_facts": 1, "figures": 1,
-        "figures_facts": 1, "tradeoff": 1, "tradeoff_facts": 1, "all": 1,
+        "figures_facts": 1, "tradeoff": 1, "tradeoff_facts": 1, "tradeoff_extra_facts": 1,
+        "all": 1,
     }  # fmt: skip
 
 
