@@ -14,18 +14,11 @@ import torch
 from conftest import make_tiny_qwen2
 
 from smf.arms import setup_smf
+from smf.batching import collate, loss_weights, step_batches, tokenize
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, memories, retrofit
 from smf.statistics import compute_background
-from smf.train import (
-    RowSelection,
-    TrainConfig,
-    collate,
-    loss_weights,
-    step_batches,
-    tokenize,
-    train,
-)
+from smf.train import RowSelection, TrainConfig, train
 
 # Different lengths, so micro-batches carry padding (paper 3 counts its reads too).
 TEXTS = [f"Question: item {i}?\nAnswer: {'long ' * (i % 5)}number {i * 7 % 13}" for i in range(16)]

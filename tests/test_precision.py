@@ -85,8 +85,8 @@ def test_smf_under_autocast_keeps_fp32_memory_and_moves_only_values(tokenizer, t
 
 def test_memory_cast_with_the_model_still_runs(tokenizer):
     """eval.memory_dtype: model (paper 3's evaluation casts the whole model, memory included)."""
+    from smf.batching import collate, tokenize
     from smf.retrofit import memory_blocks
-    from smf.train import collate, tokenize
 
     mem = MemoryConfig(hidden_size=64, n_keys=16, heads=2, topk=4, key_dim=16)
     model = retrofit(make_tiny_qwen2(seed=0), RetrofitConfig(layers=[1, 3], memory=mem))
