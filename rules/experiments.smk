@@ -230,53 +230,34 @@ for _exp, _spec in EXPERIMENTS.items():
         script:
             "../workflow/scripts/figures.py"
 
-    rule:
-        """An experiment's Pareto fronts and forgetting at matched learning."""
-        name:
-            f"tradeoff_{_exp}"
-        input:
-            exp_report_files(_exp),
-        output:
-            csv=f"{_out}/tables/matched_learning.csv",
-            md=f"{_out}/tables/matched_learning.md",
-            runs_csv=f"{_out}/tables/learning_gains.csv",
-            png=f"{_out}/figures/pareto_fronts.png",
-            pdf=f"{_out}/figures/pareto_fronts.pdf",
-        log:
-            f"logs/{_exp}/report/tradeoff.log",
-        conda:
-            "../envs/smf.yaml"
-        params:
-            families=_spec["families"],
-            learning_probe=_spec["learning_probe"],
-            forgetting_probes=_spec["forgetting_probes"],
-            code=SMF_VERSION,
-        script:
-            "../workflow/scripts/tradeoff.py"
-
+    # Pareto fronts and matched learning on its learning probe, and (one rule with a {probe}
+    # wildcard) on each of its extra learning probes, whose files end in _<probe>
+    _tradeoffs = [(f"tradeoff_{_exp}", "", _spec["learning_probe"])]
     if _spec["extra_learning_probes"]:
+        _tradeoffs.append((f"tradeoff_extra_{_exp}", "_{probe}", lambda wc: wc.probe))
+    for _name, _suffix, _learning in _tradeoffs:
 
         rule:
-            """The same fronts and table with learning measured by another of its probes."""
+            """An experiment's Pareto fronts and forgetting at matched learning."""
             name:
-                f"tradeoff_extra_{_exp}"
+                _name
             input:
                 exp_report_files(_exp),
             output:
-                csv=f"{_out}/tables/matched_learning_{{probe}}.csv",
-                md=f"{_out}/tables/matched_learning_{{probe}}.md",
-                runs_csv=f"{_out}/tables/learning_gains_{{probe}}.csv",
-                png=f"{_out}/figures/pareto_fronts_{{probe}}.png",
-                pdf=f"{_out}/figures/pareto_fronts_{{probe}}.pdf",
+                csv=f"{_out}/tables/matched_learning{_suffix}.csv",
+                md=f"{_out}/tables/matched_learning{_suffix}.md",
+                runs_csv=f"{_out}/tables/learning_gains{_suffix}.csv",
+                png=f"{_out}/figures/pareto_fronts{_suffix}.png",
+                pdf=f"{_out}/figures/pareto_fronts{_suffix}.pdf",
             log:
-                f"logs/{_exp}/report/tradeoff_{{probe}}.log",
+                f"logs/{_exp}/report/tradeoff{_suffix}.log",
             wildcard_constraints:
                 probe=one_of(_spec["extra_learning_probes"]),
             conda:
                 "../envs/smf.yaml"
             params:
                 families=_spec["families"],
-                learning_probe=lambda wc: wc.probe,
+                learning_probe=_learning,
                 forgetting_probes=_spec["forgetting_probes"],
                 code=SMF_VERSION,
             script:
