@@ -234,7 +234,9 @@ for _exp, _spec in EXPERIMENTS.items():
     # wildcard) on each of its extra learning probes, whose files end in _<probe>
     _tradeoffs = [(f"tradeoff_{_exp}", "", _spec["learning_probe"])]
     if _spec["extra_learning_probes"]:
-        _tradeoffs.append((f"tradeoff_extra_{_exp}", "_{probe}", lambda wc: wc.probe))
+        _tradeoffs.append(
+            (f"tradeoff_extra_{_exp}", "_{probe}", lambda wc: wc.probe)
+        )
     for _name, _suffix, _learning in _tradeoffs:
 
         rule:
