@@ -284,3 +284,32 @@ def test_tfidf_run_logs_its_selection(tokenizer, tmp_path):
                    selection=sel, progress=False)  # fmt: skip
     assert result.log[0]["rows_selected"] == {"1": 3, "3": 3}
     assert result.extra["diagnostics"]["selection"]["top_t"] == 3
+
+
+def test_finetune_stage_writes_the_diagnostics(tokenizer, tmp_path):
+    """The pipeline's finetune stage: new fields in train_log.jsonl and summary.json."""
+    from smf import stages
+    from smf.retrofit import save_memory
+
+    base = tmp_path / "base"
+    make_tiny_qwen2(seed=0).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    save_memory(retrofitted(), tmp_path / "retrofit" / "memory.safetensors")
+    task = tmp_path / "task.jsonl"
+    task.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    arm = {"kind": "smf", "smf": {"method": "count", "top_t": 10_000, "optimizer": "sgd"}}
+    train_cfg = dict(lr=0.05, max_steps=2, micro_batch_size=3, grad_accum=2, warmup_steps=0,
+                     checkpoint_every=0)  # fmt: skip
+    out = tmp_path / "runs" / "smf" / "seed0"
+    summary = stages.finetune(
+        "smf", arm, train_cfg, seed=0, base_dir=base, task_path=task, header="", out_dir=out,
+        out_log=out / "train_log.jsonl", out_summary=out / "summary.json",
+        work_dir=tmp_path / "ck", device="cpu",
+        memory_path=tmp_path / "retrofit" / "memory.safetensors", task_kind="text",
+    )  # fmt: skip
+    written = json.loads((out / "summary.json").read_text())
+    assert written["diagnostics"] == json.loads(json.dumps(summary["diagnostics"]))
+    assert written["diagnostics"]["selection_vacuous"] is True  # top_t above any step's reads
+    assert set(written["diagnostics"]["memory_output_ratio"]["start"]) == {"1", "3"}
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(set(r) >= set(LOG_FIELDS) for r in log)
