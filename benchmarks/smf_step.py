@@ -80,7 +80,6 @@ def run_one(
         rows = selection.choose(counter, trace)[2]
         restrict_grad_to_rows(values, rows)
         if trace is not None:
-            trace.rows_updated()
             trace.record()
         clip_grad_norm([values], 1.0)
         opt.step()

@@ -136,7 +136,6 @@ def test_trace_of_one_step_and_its_reset():
     trace = SelectionTrace(top_t=2)
     counts = {4: (torch.tensor([1, 5, 9]), torch.tensor([3, 1, 1]))}
     trace.add(counts, {4: torch.tensor([1, 5])})
-    assert trace.rows_updated() == 2
     assert trace.record() == {
         "slots_read": {"4": 3},
         "rows_selected": {"4": 2},

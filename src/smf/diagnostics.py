@@ -66,10 +66,6 @@ class SelectionTrace:
             self._rows.setdefault(layer, []).append(rows[layer])
             self._unit_max[layer] = max(self._unit_max.get(layer, 0), len(slots))
 
-    def rows_updated(self) -> int:
-        """Rows that may change this step, summed over layers (the log's `rows_updated`)."""
-        return sum(_distinct(chunks) for chunks in self._rows.values())
-
     def record(self) -> dict[str, dict[str, int | float | bool | None]]:
         """The step's log fields (layer keys are strings, as JSON gives them back); resets."""
         out: dict[str, dict] = {name: {} for name in LOG_FIELDS}

@@ -243,7 +243,8 @@ def step_record(
     record = {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm}
     if trace is None:
         return {**record, "rows_updated": 0}
-    return {**record, "rows_updated": trace.rows_updated(), **trace.record()}
+    fields = trace.record()
+    return {**record, "rows_updated": sum(fields["rows_selected"].values()), **fields}
 
 
 def output_ratio(
