@@ -182,7 +182,7 @@ def memory_output_rms(
         with _branch_sums(model, mask) as sums:
             for batch in batches:
                 mask[0] = batch["attention_mask"]
-                model(
+                trunk(model)(
                     input_ids=batch["input_ids"].to(device),
                     attention_mask=batch["attention_mask"].to(device),
                 )
@@ -196,6 +196,14 @@ def memory_output_rms(
         ratio = mem_rms / mlp_rms if mem_rms is not None and mlp_rms else None
         out[str(layer)] = {"memory_rms": mem_rms, "mlp_rms": mlp_rms, "ratio": ratio}
     return out
+
+
+def trunk(model: nn.Module) -> nn.Module:
+    """The decoder without its LM head: these measurements need hidden states, not logits
+    (a 49k-token vocabulary's logits would be most of the cost)."""
+    get = getattr(model, "get_decoder", None)
+    decoder = get() if callable(get) else None
+    return decoder if isinstance(decoder, nn.Module) else model
 
 
 def memory_output_ratio(

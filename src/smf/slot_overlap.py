@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from smf.batching import collate
+from smf.diagnostics import trunk
 from smf.retrofit import memories
 from smf.statistics import recording
 
@@ -61,7 +62,7 @@ def answer_slots(
             for start in range(0, len(unique), batch_size):
                 chunk = ids[start : start + batch_size]
                 batch = collate(chunk, pad_id)
-                model(
+                trunk(model)(
                     input_ids=batch["input_ids"].to(device),
                     attention_mask=batch["attention_mask"].to(device),
                 )
