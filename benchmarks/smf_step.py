@@ -26,17 +26,19 @@ CONFIGS = [  # (update rule, n_keys): N = n_keys**2 = 16,384 or 1,048,576 slots
 ]
 
 
-def run_one(optimizer: str, n_keys: int, steps: int, warmup: int, seed: int) -> dict:
+def run_one(
+    optimizer: str, n_keys: int, steps: int, warmup: int, seed: int, diagnostics: bool = False
+) -> dict:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from smf.arms import setup_smf
+    from smf.diagnostics import SelectionTrace
     from smf.memory import MemoryConfig
     from smf.retrofit import RetrofitConfig, retrofit
-    from smf.selection import select_rows
     from smf.sparse_optim import clip_grad_norm, restrict_grad_to_rows
     from smf.statistics import BackgroundStats, SlotCounter, recording
-    from smf.train import TrainConfig
+    from smf.train import RowSelection, TrainConfig
 
     torch.manual_seed(seed)
     hidden, batch, seq, vocab = 256, 4, 128, 2048
@@ -63,6 +65,8 @@ def run_one(optimizer: str, n_keys: int, steps: int, warmup: int, seed: int) -> 
     model, opt = setup_smf(model, TrainConfig(lr=1e-3), kind)
     values = model.model.layers[2].mlp.memory.values
     counter = SlotCounter()
+    selection = RowSelection(method="tfidf", top_t=512, background=background)
+    trace = SelectionTrace(512) if diagnostics else None  # the train log's per-layer fields
     phases: dict[str, list[float]] = {"forward": [], "backward": [], "update": [], "step": []}
     for i in range(warmup + steps):
         ids = torch.randint(0, vocab, (batch, seq))
@@ -73,9 +77,10 @@ def run_one(optimizer: str, n_keys: int, steps: int, warmup: int, seed: int) -> 
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
-        rows = select_rows("tfidf", counter.counts(), 512, background)[2]
-        counter.reset()
+        rows = selection.choose(counter, trace)[2]
         restrict_grad_to_rows(values, rows)
+        if trace is not None:
+            trace.record()
         clip_grad_norm([values], 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -90,6 +95,7 @@ def run_one(optimizer: str, n_keys: int, steps: int, warmup: int, seed: int) -> 
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "value_table_mib": n * hidden * 4 / 2**20,
         "steps": steps,
+        "diagnostics": diagnostics,
     }
 
 
@@ -110,10 +116,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="subprocess runs per configuration")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/benchmarks/smf_step.json")
+    ap.add_argument("--diagnostics", action="store_true", help="also trace the log's fields")
     ap.add_argument("--one", nargs=2, metavar=("OPTIMIZER", "N_KEYS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        res = run_one(args.one[0], int(args.one[1]), args.steps, args.warmup, args.seed)
+        res = run_one(
+            args.one[0], int(args.one[1]), args.steps, args.warmup, args.seed, args.diagnostics
+        )
         print(json.dumps(res))
         return
     runs: dict[tuple[str, int], list[dict]] = {c: [] for c in CONFIGS}
@@ -121,6 +130,7 @@ def main() -> None:
         for optimizer, n_keys in CONFIGS:
             cmd = [sys.executable, __file__, "--one", optimizer, str(n_keys),
                    "--steps", str(args.steps), "--warmup", str(args.warmup)]  # fmt: skip
+            cmd += ["--diagnostics"] if args.diagnostics else []
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             runs[(optimizer, n_keys)].append(json.loads(out.strip().splitlines()[-1]))
             print(f"repeat {repeat}: {optimizer} n_keys={n_keys} done", file=sys.stderr)

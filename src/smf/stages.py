@@ -329,6 +329,7 @@ def finetune(
         "method": arm_cfg.get("smf", {}).get("method"),
         "final_loss": result.log[-1]["loss"] if result.log else None,
         "rows_updated_total": sum(r["rows_updated"] for r in result.log),
+        "diagnostics": result.extra.get("diagnostics"),  # SMF only: see smf.diagnostics
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "wall_seconds": result.wall_seconds,
         "resumed_from_step": result.resumed_from,

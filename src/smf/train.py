@@ -24,6 +24,12 @@ from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_
 from smf import precision
 from smf.batching import BatchPlan, collate, loss_weights, tokenize, total_steps
 from smf.checkpoint import Checkpointer
+from smf.diagnostics import (
+    SelectionTrace,
+    memory_output_ratio_of_ids,
+    ratio_sample,
+    run_diagnostics,
+)
 from smf.retrofit import memories
 from smf.selection import select_rows
 from smf.sparse_optim import clip_grad_norm, combining_rows, keep_rows, restrict_grad_to_rows
@@ -120,10 +126,16 @@ class RowSelection:
             return torch.ones_like(batch["attention_mask"])
         return batch["attention_mask"]
 
-    def choose(self, counter: SlotCounter) -> dict[int, torch.Tensor]:
+    def choose(
+        self, counter: SlotCounter, trace: SelectionTrace | None = None
+    ) -> dict[int, torch.Tensor]:
+        """The rows to keep per layer; `trace` is told what was read and kept (diagnostics)."""
         counts = counter.counts()
         counter.reset()
-        return select_rows(self.method, counts, self.top_t, self.background, self.kl_eps)
+        rows = select_rows(self.method, counts, self.top_t, self.background, self.kl_eps)
+        if trace is not None:
+            trace.add(counts, rows)
+        return rows
 
 
 @dataclass
@@ -148,6 +160,18 @@ def gradient_row_masks(mems: dict[int, nn.Module], rows: dict[int, torch.Tensor]
     finally:
         for h in handles:
             h.remove()
+
+
+def gradient_hooks(
+    mems: dict[int, nn.Module], selection: RowSelection | None, current: dict[int, torch.Tensor]
+) -> contextlib.AbstractContextManager:
+    """The value-gradient hooks an arm's training needs while it runs."""
+    if selection is None:
+        return contextlib.nullcontext()
+    if selection.per_micro_batch:  # each micro-batch's gradient cut to its own rows as it arrives
+        return gradient_row_masks(mems, current)
+    # one gradient row per slot, not one per read (see combining_rows)
+    return combining_rows([m.values for m in mems.values()])
 
 
 def checkpoint_due(cfg: TrainConfig, done: int, seconds_since_save: float) -> bool:
@@ -175,13 +199,13 @@ def accumulate_gradients(
     selection: RowSelection | None,
     counter: SlotCounter,
     current: dict[int, torch.Tensor],
-) -> tuple[torch.Tensor, int]:
+    trace: SelectionTrace | None = None,
+) -> torch.Tensor:
     """Forward and backward the micro-batches `micro` of one optimizer step. Returns the mean
-    micro-batch loss (a device tensor: reading it would sync) and, when rows are selected per
-    micro-batch, how many rows got gradient (the union over the micro-batches)."""
+    micro-batch loss (a device tensor: reading it would sync); per-micro-batch selections are
+    reported to `trace`."""
     device = next(model.parameters()).device
     per_micro = selection is not None and selection.per_micro_batch
-    touched: dict[int, list[torch.Tensor]] = {}
     loss_sum = torch.zeros((), device=device)
     for ids, weight in zip(micro, loss_weights(micro, seqs, cfg.loss_weighting), strict=True):
         batch = {k: v.to(device) for k, v in collate([seqs[i] for i in ids], pad_id).items()}
@@ -190,17 +214,46 @@ def accumulate_gradients(
                 out = model(**batch)
                 counter.add(model, selection.token_mask(batch))
             if per_micro:  # the hooks cut this micro-batch's gradient to its own rows
-                current.update(selection.choose(counter))
-                for layer, rows in current.items():
-                    touched.setdefault(layer, []).append(rows)
+                current.update(selection.choose(counter, trace))
         else:
             with precision.autocast(cfg.precision, device):
                 out = model(**batch)
         loss = out.loss
         (loss * weight).backward()
         loss_sum += loss.detach().float()
-    rows = sum(len(torch.unique(torch.cat(chunks))) for chunks in touched.values())
-    return loss_sum / len(micro), rows
+    return loss_sum / len(micro)
+
+
+def selection_memories(model: nn.Module, selection: RowSelection | None) -> dict[int, nn.Module]:
+    """The memories SMF selects rows of, with the background moved once to their device."""
+    if selection is None:
+        return {}
+    mems = memories(model)
+    if not mems:
+        raise ValueError("SMF row selection needs a retrofitted model")
+    if selection.background is not None:
+        selection.background = selection.background.to(next(model.parameters()).device)
+    return mems
+
+
+def step_record(
+    step: int, loss: torch.Tensor, lr: float, grad_norm: torch.Tensor, trace: SelectionTrace | None
+) -> dict:
+    """One step's log record (loss and norm still on the device); SMF adds its selection."""
+    record = {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm}
+    if trace is None:
+        return {**record, "rows_updated": 0}
+    fields = trace.record()
+    return {**record, "rows_updated": sum(fields["rows_selected"].values()), **fields}
+
+
+def output_ratio(
+    model: nn.Module, sample: list[list[int]], pad_id: int, cfg: TrainConfig
+) -> dict[str, dict]:
+    """Memory/MLP output sizes on the diagnostic sample ({} for arms without one)."""
+    if not sample:
+        return {}
+    return memory_output_ratio_of_ids(model, sample, pad_id, cfg.micro_batch_size)
 
 
 def flush(pending: list[dict], log: list[dict]) -> None:
@@ -244,44 +297,37 @@ def train(
     scheduler = make_scheduler(optimizer, cfg, n_steps)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     ckpt = Checkpointer(work_dir, fingerprint)
+    mems = selection_memories(model, selection)
+    plan = BatchPlan([len(s) for s in seqs], cfg)
+    sample = ratio_sample(seqs, plan) if selection else []
+    # measured before any checkpoint is loaded: always the model as given (the retrofit)
+    ratio_start = output_ratio(model, sample, pad_id, cfg)
     torch.manual_seed(cfg.seed)
     start, log = ckpt.load(model, optimizer, scheduler)
-    mems = memories(model) if selection else {}
-    if selection and not mems:
-        raise ValueError("SMF row selection needs a retrofitted model")
     counter = SlotCounter()
     per_micro = selection is not None and selection.per_micro_batch
-    if selection is not None and selection.background is not None:
-        selection.background = selection.background.to(next(model.parameters()).device)
     current: dict[int, torch.Tensor] = {}  # rows the running micro-batch may change
-    plan = BatchPlan([len(s) for s in seqs], cfg)
-    values = [m.values for m in mems.values()]
-    if per_micro:  # each micro-batch's gradient cut to its own rows as it arrives
-        hooks = gradient_row_masks(mems, current)
-    elif selection:  # one gradient row per slot, not one per read (see combining_rows)
-        hooks = combining_rows(values)
-    else:
-        hooks = contextlib.nullcontext()
+    hooks = gradient_hooks(mems, selection, current)
+    trace = SelectionTrace(selection.top_t) if selection else None
     model.train()
     t0 = last_save = time.perf_counter()
     bar = tqdm(total=n_steps, initial=start, desc="train", disable=not progress)
     pending: list[dict] = []  # records whose loss and norm still live on the device
     with hooks:
         for step in range(start, n_steps):
-            loss, rows_updated = accumulate_gradients(
-                model, seqs, plan.micro_batches(step), cfg, pad_id, selection, counter, current
-            )
+            loss = accumulate_gradients(
+                model, seqs, plan.micro_batches(step), cfg, pad_id, selection, counter, current,
+                trace,
+            )  # fmt: skip
             if selection and not per_micro:
-                for layer, rows in selection.choose(counter).items():
+                for layer, rows in selection.choose(counter, trace).items():
                     restrict_grad_to_rows(mems[layer].values, rows)
-                    rows_updated += len(rows)
             grad_norm = clip_grad_norm(params, cfg.max_grad_norm)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            record = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm}
-            pending.append({**record, "rows_updated": rows_updated})
+            pending.append(step_record(step + 1, loss, lr, grad_norm, trace))
             done = step + 1
             save = done < n_steps and checkpoint_due(cfg, done, time.perf_counter() - last_save)
             if save or done % cfg.log_every == 0 or done == n_steps or on_step is not None:
@@ -295,10 +341,14 @@ def train(
                 on_step(done)
     bar.close()
     model.eval()
+    extra: dict = {"config": asdict(cfg)}
+    if selection:
+        ratio_end = output_ratio(model, sample, pad_id, cfg)
+        extra["diagnostics"] = run_diagnostics(log, selection, ratio_start, ratio_end, len(sample))
     return TrainResult(
         steps=n_steps,
         log=log,
         wall_seconds=time.perf_counter() - t0,
         resumed_from=start,
-        extra={"config": asdict(cfg)},
+        extra=extra,
     )
