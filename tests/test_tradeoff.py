@@ -201,6 +201,15 @@ def test_exact_mcnemar():
     )
 
 
+def test_churn_is_counted_per_run_and_seed():
+    scores = tradeoff_report.ProbeScores(
+        "qa", 100.0, True, np.array([1.0, 1.0, 0.0, 0.0]),
+        {"r": np.array([[0.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])},
+    )  # fmt: skip
+    seeds = tradeoff_report.churn_of(scores)["r"]
+    assert [(c["lost"], c["gained"]) for c in seeds] == [(1, 2), (0, 0)]
+
+
 def test_lost_and_gained_are_both_counted():
     base = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
     model = {"a": 0.0, "b": 1.0, "c": 1.0, "d": 1.0}

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from smf import bootstrap, report
+from smf import bootstrap, churn, report
 from smf.intervals import CONFIDENCE, N_RESAMPLES, SEED
 from smf.tradeoff import (
     bracketed_forgetting,
@@ -164,6 +164,7 @@ class Comparison:
     learning: dict[str, tuple[float, np.ndarray]]
     forgetting: dict[str, dict[str, tuple[float, np.ndarray]]]
     per_question: dict[str, bool]
+    churn: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
 
     def ordered(self, family: str) -> list[str]:
         """A family's runs in learning-rate order (the path interpolation follows)."""
@@ -200,7 +201,17 @@ def compare(
         learning=effects(scores[learning_probe], draws, learning=True),
         forgetting={p: effects(scores[p], draws, learning=False) for p in forgetting_probes},
         per_question={p: s.per_question for p, s in scores.items()},
+        churn={p: churn_of(scores[p]) for p in forgetting_probes if scores[p].per_question},
     )
+
+
+def churn_of(scores: ProbeScores) -> dict[str, list[dict]]:
+    """{run: per seed, answers lost and gained vs base with the exact McNemar p}."""
+    base = dict(enumerate(scores.base))
+    return {
+        run: [churn.lost_gained(base, dict(enumerate(seed))) for seed in arr]
+        for run, arr in scores.runs.items()
+    }
 
 
 def _interval(cmp: Comparison, point: float, rep: np.ndarray) -> dict:

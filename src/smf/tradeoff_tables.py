@@ -89,6 +89,24 @@ def runs_markdown(cmp: Comparison, runs: pd.DataFrame) -> list[str]:
     return lines
 
 
+def churn_markdown(cmp: Comparison) -> list[str]:
+    """Answers lost and gained vs base per run and seed, with the exact McNemar p."""
+    lines = []
+    for probe, runs in cmp.churn.items():
+        lines += ["", f"### {_label(probe)}: answers lost and gained vs base", "",
+                  "Per seed: lost (base right, run wrong) / gained (base wrong, run right), "
+                  "exact McNemar p (two-sided). Gold-answer log-probabilities, a continuous "
+                  "measure on the retained set, are not in the eval JSONs (qa answers keep the "
+                  "output and its verdict only), so none is reported.", "",
+                  _row(["run", *(f"seed {s}" for s in cmp.seeds)]),
+                  "|---" * (len(cmp.seeds) + 1) + "|"]  # fmt: skip
+        for family in cmp.families:
+            for run in cmp.ordered(family):
+                cells = [f"{c['lost']} / {c['gained']}, p {c['p']:.2g}" for c in runs[run]]
+                lines.append(_row([run, *cells]))
+    return lines
+
+
 def levels_markdown(cmp: Comparison, levels: pd.DataFrame) -> list[str]:
     """Forgetting at each level of the grid, per arm and probe."""
     origin = (
@@ -154,7 +172,7 @@ def write_tradeoff_tables(
     if "differences_csv" in out:  # absent only in a DAG parsed before this output existed
         diffs.to_csv(out["differences_csv"], index=False, float_format="%.6g")
     lines = _header(cmp, chance)
-    lines += runs_markdown(cmp, runs) + [""]
+    lines += runs_markdown(cmp, runs) + churn_markdown(cmp) + [""]
     lines += levels_markdown(cmp, levels) + [""]
     lines += differences_markdown(cmp, diffs)
     Path(out["md"]).write_text("\n".join(lines) + "\n", encoding="utf-8")
