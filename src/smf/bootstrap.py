@@ -75,7 +75,7 @@ def run_scores(scores: np.ndarray, seed_weights: np.ndarray, question_weights: n
         return seed_weights @ arr
     if question_weights is None or arr.shape[1] != question_weights.shape[1]:
         raise ValueError("run_scores: per-question scores need question draws of the same size")
-    return np.einsum("bs,sn,bn->b", seed_weights, arr, question_weights, optimize=True)
+    return ((seed_weights @ arr) * question_weights).sum(axis=1)
 
 
 def base_scores(scores: np.ndarray, question_weights: np.ndarray | None, n_resamples: int):
