@@ -148,7 +148,12 @@ def resampled_over(per_question: bool, n_seeds: int) -> str:
     """What an interval resamples, in the tables' words."""
     if per_question:
         return "seeds and questions" if n_seeds > 1 else "questions (1 seed)"
-    return "seeds" if n_seeds > 1 else "nothing (1 seed, no per-question scores)"
+    # perplexity JSONs keep no per-page or per-window losses to resample
+    return (
+        "seeds only (no per-page losses cached)"
+        if n_seeds > 1
+        else "nothing (1 seed, no per-question scores)"
+    )
 
 
 @dataclass

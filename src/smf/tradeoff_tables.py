@@ -28,7 +28,11 @@ def _label(probe: str) -> str:
 def _ci(value: float, low: float, high: float, share: float | None = None) -> str:
     """'+1.23 [+0.10, +2.40]'; without an interval the share of resamples that had a value."""
     if np.isnan(low):
-        why = "no interval" if share is None else f"no interval: {share:.0%} of resamples"
+        why = (
+            "no interval"
+            if share is None
+            else f"no interval: bracketed in {share:.0%} of resamples"
+        )
         return f"{value:+.2f} ({why})"
     return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
 
