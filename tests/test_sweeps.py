@@ -198,6 +198,10 @@ def test_one_seed_is_said_in_the_table(tmp_path):
     md = (tmp_path / "t.md").read_text()
     assert "One seed: the intervals are over questions only" in md
     assert "nothing (1 seed, no per-question scores)" in md
+    # nothing of WikiText is resampled with one seed: no (zero-width) interval is shown
+    runs = tradeoff_report.runs_table(cmp)
+    assert runs["wikitext_forgetting_low"].isna().all()
+    assert "+1.00 (no interval)" in md
     assert diffs.empty  # b brackets no level: no difference is invented
 
 

@@ -219,7 +219,12 @@ def churn_of(scores: ProbeScores) -> dict[str, list[dict]]:
     }
 
 
-def _interval(cmp: Comparison, point: float, rep: np.ndarray) -> dict:
+def _interval(cmp: Comparison, point: float, rep: np.ndarray, probe: str) -> dict:
+    """Point, interval, share of resamples with a value; no interval where nothing of the
+    probe is resampled (one seed of a probe without per-question scores)."""
+    if not (cmp.per_question[probe] or len(cmp.seeds) > 1):
+        nan = float("nan")
+        return {"value": point, "low": nan, "high": nan, "share": nan, "excludes_zero": False}
     low, high, share = bootstrap.percentile_interval(rep, cmp.settings.confidence)
     if share < cmp.settings.confidence:
         low = high = float("nan")
@@ -235,10 +240,10 @@ def runs_table(cmp: Comparison) -> pd.DataFrame:
     for family in cmp.families:
         for run in cmp.ordered(family):
             row = {"run": run, "arm": family, "lr": cmp.lrs[run], "seeds": len(cmp.seeds)}
-            for key, val in _interval(cmp, *cmp.learning[run]).items():
+            for key, val in _interval(cmp, *cmp.learning[run], cmp.learning_probe).items():
                 row[f"learning_{key}" if key != "value" else "learning"] = val
             for probe in cmp.forgetting_probes:
-                for key, val in _interval(cmp, *cmp.forgetting[probe][run]).items():
+                for key, val in _interval(cmp, *cmp.forgetting[probe][run], probe).items():
                     row[f"{probe}_forgetting" + ("" if key == "value" else f"_{key}")] = val
             rows.append(row)
     return pd.DataFrame(rows).set_index("run")
@@ -274,12 +279,12 @@ def at_levels(cmp: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
                     rows[-1]["reason"] = unbracketed_reason(list(points[0]), level)
                     rows[-1]["low"] = rows[-1]["high"] = float("nan")
                 else:
-                    rows[-1].update(_interval(cmp, float(point), reps[family]))
+                    rows[-1].update(_interval(cmp, float(point), reps[family], probe))
             points_at = {r["arm"]: r["forgetting"] for r in rows[-len(arrays) :]}
             for a, b in combinations(cmp.families, 2):
                 if np.isnan(points_at[a]) or np.isnan(points_at[b]):
                     continue
-                d = _interval(cmp, points_at[a] - points_at[b], reps[a] - reps[b])
+                d = _interval(cmp, points_at[a] - points_at[b], reps[a] - reps[b], probe)
                 diffs.append({"probe": probe, "level": level, "arm_a": a, "arm_b": b} | d)
     level_cols = ["probe", "level", "arm", "forgetting", "low", "high", "share", "between"]
     levels_df = pd.DataFrame(rows, columns=[*level_cols, "excludes_zero", "reason", "value"])

@@ -30,7 +30,7 @@ def _ci(value: float, low: float, high: float, share: float | None = None) -> st
     if np.isnan(low):
         why = (
             "no interval"
-            if share is None
+            if share is None or np.isnan(share)
             else f"no interval: bracketed in {share:.0%} of resamples"
         )
         return f"{value:+.2f} ({why})"
