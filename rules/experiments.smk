@@ -249,6 +249,7 @@ for _exp, _spec in EXPERIMENTS.items():
                 csv=f"{_out}/tables/matched_learning{_suffix}.csv",
                 md=f"{_out}/tables/matched_learning{_suffix}.md",
                 runs_csv=f"{_out}/tables/learning_gains{_suffix}.csv",
+                differences_csv=f"{_out}/tables/matched_differences{_suffix}.csv",
                 png=f"{_out}/figures/pareto_fronts{_suffix}.png",
                 pdf=f"{_out}/figures/pareto_fronts{_suffix}.pdf",
             log:
@@ -261,6 +262,7 @@ for _exp, _spec in EXPERIMENTS.items():
                 families=_spec["families"],
                 learning_probe=_learning,
                 forgetting_probes=_spec["forgetting_probes"],
+                settings=config["tradeoff"],
                 code=SMF_VERSION,
             script:
                 "../workflow/scripts/tradeoff.py"

@@ -60,13 +60,14 @@ rule figures:
 
 
 rule tradeoff:
-    """Pareto fronts over each arm's learning-rate sweep; forgetting at matched learning."""
+    """Gains and forgetting with intervals; forgetting at learning levels; arm differences."""
     input:
         report_eval_files(["base"] + [f"{a}-seed{s}" for a in ARMS for s in SEEDS]),
     output:
         csv="results/tables/matched_learning.csv",
         md="results/tables/matched_learning.md",
         runs_csv="results/tables/learning_gains.csv",
+        differences_csv="results/tables/matched_differences.csv",
         png=report(
             "results/figures/pareto_fronts.png",
             caption="../docs/report/pareto.rst",
@@ -81,6 +82,7 @@ rule tradeoff:
         families=FAMILIES,
         learning_probe=config["learning_probe"],
         forgetting_probes=[p for p in REPORT_PROBES if p != config["learning_probe"]],
+        settings=config["tradeoff"],
         code=SMF_VERSION,
     script:
         "../workflow/scripts/tradeoff.py"

@@ -20,13 +20,16 @@ def _qa(model: str, verdicts: dict[str, bool], protocol: str = "paper3") -> dict
 def test_retention_counts_only_base_correct_questions() -> None:
     retained = retained_set(_qa("base", {"q1": True, "q2": False, "q3": True, "q4": True}))
     assert retained["ids"] == ["q1", "q3", "q4"] and retained["questions"] == 4
-    # the model gains q2 (not counted) and loses q3
+    # the model gains q2 (not in the value, counted apart) and loses q3
     result = retention_result(
         _qa("lora-seed0", {"q1": True, "q2": True, "q3": False, "q4": True}), retained
     )
     assert result["value"] == pytest.approx(2 / 3)
     assert result["n"] == 3 and result["lost_ids"] == ["q3"]
     assert result["probe"] == "triviaqa_retention" and result["seed"] == 0
+    # both directions: 1 lost, 1 gained of the 1 the base model got wrong; McNemar p = 1
+    assert result["gained_ids"] == ["q2"] and result["base_wrong"] == 1
+    assert result["mcnemar_p"] == pytest.approx(1.0)
 
 
 def test_retention_refuses_undefined_or_mismatched_sets() -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from smf import report, sweeps, tradeoff_report
+from smf import report, report_stages, sweeps, tradeoff_report, tradeoff_tables
 from smf.report_stages import build_tradeoff
 
 ARMS = {
@@ -80,6 +81,7 @@ def write_eval(root: Path, arm: str, seed: int | None, probe: str, value: float)
     if kind == "multiple_choice":  # the first value x 100 questions right
         right = round(value * N_QUESTIONS)
         record["answers"] = [{"id": f"q{i}", "correct": i < right} for i in range(N_QUESTIONS)]
+        record["predictions"] = dict.fromkeys("ABCD", N_QUESTIONS // 4)
     path = root / model / f"{probe}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
@@ -96,52 +98,61 @@ def eval_paths(tmp_path: Path) -> list[str]:
     return [str(p) for p in paths]
 
 
-def points_of(df, families):
-    return tradeoff_report.tradeoff_points(df, families, "medmcqa", ["wikitext"])
+LRS = {"full_lr1e-05": 1e-5, "full": 5e-5, "smf": 2.0, "smf_lr3": 3.0, "a": 1.0, "b": 1.0}
+SETTINGS = tradeoff_report.Settings(level_step=5.0, n_resamples=400)
 
 
-def test_run_points_are_seed_means_against_base(eval_paths):
+def compare(df, families, settings=SETTINGS):
+    return tradeoff_report.compare(df, families, LRS, "medmcqa", ["wikitext"], settings)
+
+
+def test_runs_are_seed_means_against_base_with_intervals(eval_paths):
     df = report.load_eval_results(eval_paths)
-    points = tradeoff_report.run_points(df, ["full", "smf_lr3"], "medmcqa", "wikitext")
-    assert list(points["run"]) == ["full", "smf_lr3"]
-    assert points["learning"].tolist() == pytest.approx([20.0, 10.0])  # points, not fractions
-    assert points["forgetting"].tolist() == pytest.approx([5.0, 0.5])  # perplexity increase
-    assert points["forgetting_std"].tolist() == pytest.approx([2**0.5, 0.1 * 2**0.5])
-    assert points["seeds"].tolist() == [2, 2]
-
-
-def test_matched_table_interpolates_at_the_level_every_family_reaches(eval_paths):
-    df = report.load_eval_results(eval_paths)
-    table = tradeoff_report.matched_table(points_of(df, FAMILIES), "medmcqa")
-    # smf reaches +10 at most: full's front (0,0)-(6,1)-(20,5) gives 1 + 4 * 4/14 there
-    assert table.attrs["levels"] == {"wikitext": pytest.approx(10.0)}
-    assert table.loc["full", "wikitext_at_matched"] == pytest.approx(1 + 4 * 4 / 14)
-    assert table.loc["smf", "wikitext_at_matched"] == pytest.approx(0.5)
-    assert table["runs"].tolist() == [2, 2]
-    assert table["best_learning"].tolist() == pytest.approx([20.0, 10.0])
+    runs = tradeoff_report.runs_table(compare(df, FAMILIES))
+    assert list(runs.index) == ["full_lr1e-05", "full", "smf", "smf_lr3"]  # rate order
+    assert runs.loc[["full", "smf_lr3"], "learning"].tolist() == pytest.approx([20.0, 10.0])
+    assert runs.loc[["full", "smf_lr3"], "wikitext_forgetting"].tolist() == pytest.approx(
+        [5.0, 0.5]
+    )
+    full = runs.loc["full"]
+    # 20 more right of 100, none lost, both seeds agree: an interval around 20 that excludes 0
+    assert 10 < full["learning_low"] < 20 < full["learning_high"] < 30
+    assert full["learning_excludes_zero"]
+    # perplexity keeps no per-question scores: resampled over the two seeds only, so the
+    # interval spans the two seeds' values (+4 and +6)
+    assert full["wikitext_forgetting_low"] >= 4.0 - 1e-9
+    assert full["wikitext_forgetting_high"] <= 6.0 + 1e-9
 
 
 def test_a_family_without_results_is_an_error_naming_the_run(eval_paths):
     df = report.load_eval_results(eval_paths)
     with pytest.raises(ValueError, match="smf_lr9"):
-        tradeoff_report.matched_table(points_of(df, {"smf": ["smf", "smf_lr9"]}), "medmcqa")
+        compare(df, {"smf": ["smf", "smf_lr9"]})
 
 
-def test_learning_gain_interval_is_a_paired_bootstrap_over_questions(eval_paths):
+def test_levels_are_read_between_bracketing_runs_only(eval_paths):
     df = report.load_eval_results(eval_paths)
-    runs = tradeoff_report.runs_table(points_of(df, FAMILIES))
-    assert list(runs.index) == ["full_lr1e-05", "full", "smf", "smf_lr3"]
-    full = runs.loc["full"]
-    # every base-correct question stays correct and 20 more are right: the paired difference
-    # is a mean of 20 ones in 100 questions, its interval inside (0, 40) and around 20
-    assert 10 < full["learning_low"] < 20 < full["learning_high"] < 30
-    half = (full["learning_high"] - full["learning_low"]) / 2
-    assert half > 0.25 * 20 and not full["measured"]  # +20 of 100 questions: ±8, noise
-    # smf: +5 points from 4 and 6 extra right answers per seed, none lost: above zero, but
-    # not measured by the quarter-of-the-gain rule
-    assert 0 < runs.loc["smf", "learning_low"] < 5 < runs.loc["smf", "learning_high"]
-    assert not runs.loc["smf", "measured"]
-    assert runs.loc["smf_lr3", "wikitext_forgetting"] == pytest.approx(0.5)
+    levels, diffs = tradeoff_report.at_levels(compare(df, FAMILIES))
+    at = levels.set_index(["level", "arm"])
+    assert sorted(levels["level"].unique()) == [5.0, 10.0, 15.0, 20.0]
+    # full's runs learn +6 and +20: +5 is below both, so no value (no origin line)
+    assert np.isnan(at.loc[(5.0, "full"), "forgetting"])
+    assert "every run learns more" in at.loc[(5.0, "full"), "reason"]
+    assert at.loc[(10.0, "full"), "forgetting"] == pytest.approx(1 + 4 * 4 / 14)
+    assert at.loc[(10.0, "smf"), "forgetting"] == pytest.approx(0.5)
+    assert "no run reaches it" in at.loc[(15.0, "smf"), "reason"]
+    pair = diffs[(diffs["level"] == 10.0)].iloc[0]
+    assert (pair["arm_a"], pair["arm_b"]) == ("full", "smf")
+    assert pair["value"] == pytest.approx(1 + 4 * 4 / 14 - 0.5)
+
+
+def test_the_origin_line_is_an_explicit_option(eval_paths):
+    df = report.load_eval_results(eval_paths)
+    settings = tradeoff_report.Settings(level_step=5.0, n_resamples=400, anchor_origin=True)
+    levels, _ = tradeoff_report.at_levels(compare(df, FAMILIES, settings))
+    row = levels.set_index(["level", "arm"]).loc[(5.0, "full")]
+    assert row["forgetting"] == pytest.approx(5 / 6)  # on the line (0,0)-(6,1)
+    assert row["between"].startswith("base (origin line)")
 
 
 def test_questions_that_differ_from_the_base_models_are_an_error(eval_paths):
@@ -150,54 +161,67 @@ def test_questions_that_differ_from_the_base_models_are_an_error(eval_paths):
     record["answers"][0]["id"] = "other"
     Path(path).write_text(json.dumps(record))
     df = report.load_eval_results(eval_paths)
-    with pytest.raises(ValueError, match="smf-seed0"):
-        tradeoff_report.runs_table(points_of(df, FAMILIES))
+    with pytest.raises(ValueError, match="smf"):
+        compare(df, FAMILIES)
 
 
-def test_build_tradeoff_writes_table_and_figure(eval_paths, tmp_path):
-    out = {k: tmp_path / f"out.{k}" for k in ("csv", "runs_csv", "md", "png", "pdf")}
-    build_tradeoff(eval_paths, FAMILIES, "medmcqa", ["wikitext"], out)
+def test_build_tradeoff_writes_tables_and_figure(eval_paths, tmp_path):
+    keys = ("csv", "runs_csv", "differences_csv", "md", "png", "pdf")
+    out = {k: tmp_path / f"out.{k}" for k in keys}
+    build_tradeoff(eval_paths, FAMILIES, LRS, "medmcqa", ["wikitext"], out,
+                   {"level_step": 5.0, "n_resamples": 400})  # fmt: skip
     runs = pd.read_csv(out["runs_csv"], index_col=0)
     assert list(runs.index) == ["full_lr1e-05", "full", "smf", "smf_lr3"]
-    csv = pd.read_csv(out["csv"], index_col=0)
-    assert csv.loc["smf", "wikitext_at_matched"] == pytest.approx(0.5)
+    levels = pd.read_csv(out["csv"])
+    smf10 = levels[(levels["arm"] == "smf") & (levels["level"] == 10.0)].iloc[0]
+    assert smf10["forgetting"] == pytest.approx(0.5)
+    assert len(pd.read_csv(out["differences_csv"])) >= 1
     md = out["md"].read_text()
-    assert "| smf | 2 | +10.00 | +0.50 |" in md
-    assert "gain of +10.00" in md
+    assert "measured" not in md and "within noise" not in md
+    assert "Chance on MedMCQA" in md and "25.0 %" in md  # 4 options
+    assert "– (every run learns more" in md
     assert out["png"].stat().st_size > 1000 and out["pdf"].stat().st_size > 1000
 
 
-def test_no_matched_level_is_reported_not_invented(tmp_path):
+def test_one_seed_is_said_in_the_table(tmp_path):
     paths = [write_eval(tmp_path, "base", None, p, v) for p, v in BASE.items()]
     for arm, acc, ppl in (("a", 0.40, 11.0), ("b", 0.20, 9.0)):  # b never learns
         paths += [write_eval(tmp_path, arm, 0, "medmcqa", acc),
                   write_eval(tmp_path, arm, 0, "wikitext", ppl)]  # fmt: skip
+    out = {k: tmp_path / f"t.{k}" for k in ("csv", "runs_csv", "differences_csv", "md")}
     df = report.load_eval_results(paths)
-    table = tradeoff_report.matched_table(points_of(df, {"a": ["a"], "b": ["b"]}), "medmcqa")
-    assert table.attrs["levels"] == {"wikitext": None}
-    assert table["wikitext_at_matched"].isna().all()
-    runs = tradeoff_report.runs_table(points_of(df, {"a": ["a"], "b": ["b"]}))
-    out = {"csv": tmp_path / "t.csv", "runs_csv": tmp_path / "r.csv", "md": tmp_path / "t.md"}
-    tradeoff_report.write_tradeoff_tables(table, runs, out)
-    assert "no learning level every arm reaches" in (tmp_path / "t.md").read_text()
+    cmp = compare(df, {"a": ["a"], "b": ["b"]})
+    levels, diffs = tradeoff_report.at_levels(cmp)
+    tradeoff_tables.write_tradeoff_tables(
+        cmp, tradeoff_report.runs_table(cmp), levels, diffs, out, {}
+    )
+    md = (tmp_path / "t.md").read_text()
+    assert "One seed: the intervals are over questions only" in md
+    assert "nothing (1 seed, no per-question scores)" in md
+    # nothing of WikiText is resampled with one seed: no (zero-width) interval is shown
+    runs = tradeoff_report.runs_table(cmp)
+    assert runs["wikitext_forgetting_low"].isna().all()
+    assert "+1.00 (no interval)" in md
+    assert diffs.empty  # b brackets no level: no difference is invented
 
 
-def test_a_large_gain_counts_as_measured(tmp_path):
-    paths = [write_eval(tmp_path, "base", None, p, v) for p, v in BASE.items()]
-    paths.append(write_eval(tmp_path, "a", 0, "medmcqa", 0.90))
-    paths.append(write_eval(tmp_path, "a", 0, "wikitext", 10.0))
-    df = report.load_eval_results(paths)
-    row = tradeoff_report.runs_table(points_of(df, {"a": ["a"]})).loc["a"]
-    assert row["learning"] == pytest.approx(60.0)
-    assert row["learning_high"] - row["learning_low"] < 0.5 * 60 and row["measured"]
-
-
-def test_each_runs_interval_is_bootstrapped_once_for_all_probes(eval_paths, monkeypatch):
-    df = report.load_eval_results(eval_paths)
-    calls = []
-    real = tradeoff_report.gain_interval
-    monkeypatch.setattr(tradeoff_report, "gain_interval", lambda *a: calls.append(a[1]) or real(*a))
-    points = tradeoff_report.tradeoff_points(df, FAMILIES, "medmcqa", ["wikitext", "wikitext"])
-    tradeoff_report.matched_table(points, "medmcqa")
-    tradeoff_report.runs_table(points)
-    assert sorted(calls) == sorted(run for runs in FAMILIES.values() for run in runs)
+def test_tradeoff_inputs_read_each_runs_rate_and_the_probe_data_from_the_config():
+    config = {
+        "train": {"lr": 1e-4},
+        "arms": sweeps.expand_sweeps(ARMS),
+        "probes": {"medmcqa": {"dataset": "medmcqa", "kind": "multiple_choice"}},
+        "experiments": {
+            "facts": {
+                "arms": {"x": {"train": {"lr": 0.3}}, "x_lr1": {"train": {"lr": 1.0}}},
+                "probes": {"facts": {"dataset": "facts_eval", "kind": "qa"}},
+            }
+        },
+    }
+    families = sweeps.families(ARMS, ["full", "smf_kl"])
+    lrs, data = report_stages.tradeoff_inputs(config, families, "medmcqa")
+    assert lrs == {"full": 5e-5, "full_lr1e-05": 1e-5, "full_lr0.0002": 2e-4, "smf_kl": 2.0}
+    assert data == {"medmcqa": "results/data/medmcqa.jsonl"}
+    lrs, data = report_stages.tradeoff_inputs(config, {"x": ["x", "x_lr1"]}, "facts")
+    assert lrs == {"x": 0.3, "x_lr1": 1.0} and data == {"facts": "results/data/facts_eval.jsonl"}
+    with pytest.raises(ValueError, match="no experiment"):
+        report_stages.tradeoff_inputs(config, {"y": ["y"]}, "facts")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from smf import figures, report, tradeoff_report
+from smf import chance, figures, pareto_plot, report, tradeoff_report, tradeoff_tables
 
 
 def build_tables(
@@ -47,14 +47,49 @@ def build_figures(
 def build_tradeoff(
     eval_paths: list[str],
     families: dict[str, list[str]],
+    lrs: dict[str, float],
     learning_probe: str,
     forgetting_probes: list[str],
     out: dict,
+    settings: dict | None = None,
+    data_paths: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Pareto fronts over each arm's learning-rate sweep and forgetting at matched learning."""
+    """Every run's gain and forgetting, forgetting on a grid of learning levels and paired
+    differences between arms, all with intervals over seeds and questions; the figure."""
     df = report.load_eval_results(eval_paths)
-    points = tradeoff_report.tradeoff_points(df, families, learning_probe, forgetting_probes)
-    table = tradeoff_report.matched_table(points, learning_probe)
-    tradeoff_report.write_tradeoff_tables(table, tradeoff_report.runs_table(points), out)
-    tradeoff_report.plot_pareto_fronts(points, learning_probe, out["png"], out["pdf"])
-    return table
+    cmp = tradeoff_report.compare(
+        df, families, lrs, learning_probe, forgetting_probes,
+        tradeoff_report.Settings.from_config(settings),
+    )  # fmt: skip
+    runs = tradeoff_report.runs_table(cmp)
+    levels, diffs = tradeoff_report.at_levels(cmp)
+    rows = df[df["probe"] == learning_probe]
+    chance_of = chance.probe_chance(
+        rows["kind"].iloc[0], (data_paths or {}).get(learning_probe), list(rows["path"])
+    )
+    tradeoff_tables.write_tradeoff_tables(
+        cmp, runs, levels, diffs, out, {learning_probe: chance_of}
+    )
+    pareto_plot.plot_pareto_fronts(cmp, runs, out["png"], out["pdf"])
+    return levels
+
+
+def tradeoff_inputs(
+    config: dict, families: dict[str, list[str]], learning_probe: str, results: str = "results"
+) -> tuple[dict[str, float], dict[str, str]]:
+    """(learning rate of every run, data file of the learning probe) from the workflow config:
+    the main experiment's arms, or the further experiment whose arms hold these runs."""
+    runs = [run for family in families.values() for run in family]
+    scopes = [config, *(config.get("experiments") or {}).values()]
+    for scope in scopes:
+        arms = scope.get("arms") or {}
+        if all(run in arms for run in runs):
+            break
+    else:
+        raise ValueError(f"no experiment's arms hold all of the runs {runs}")
+    default_lr = (scope.get("train") or {}).get("lr", (config.get("train") or {}).get("lr"))
+    lrs = {run: float((arms[run].get("train") or {}).get("lr", default_lr)) for run in runs}
+    probes = {**(config.get("probes") or {}), **(scope.get("probes") or {})}
+    spec = probes.get(learning_probe) or {}
+    data = {learning_probe: f"{results}/data/{spec['dataset']}.jsonl"} if "dataset" in spec else {}
+    return lrs, data

@@ -5,9 +5,15 @@ TriviaQA accuracy barely moves whatever finetuning does to it. Retention asks on
 questions the base model got right: the set is fixed once, from the base model's cached
 answers, and every model (retrofit, every arm and seed) is scored on it from its own cached
 answers. No model is loaded here.
+
+Losses alone mistake churn for forgetting (fragile right answers flip under any change), so the
+result also counts the other direction, questions the base model got wrong that the model gets
+right (`gained_ids`), and the exact McNemar p of lost against gained (smf.churn).
 """
 
 from __future__ import annotations
+
+from smf.churn import exact_mcnemar
 
 RETENTION_SUFFIX = "_retention"
 
@@ -50,6 +56,10 @@ def retention_result(model_result: dict, retained: dict) -> dict:
         )
     kept = [i for i in retained["ids"] if correct[i]]
     n = len(retained["ids"])
+    # the other direction: questions the base model got wrong that this model gets right
+    in_set = set(retained["ids"])
+    gained = [i for i, ok in correct.items() if ok and i not in in_set]
+    lost = n - len(kept)
     return {
         "metric": "accuracy",
         "value": len(kept) / n,
@@ -59,6 +69,9 @@ def retention_result(model_result: dict, retained: dict) -> dict:
         "correct": len(kept),
         "questions": retained["questions"],
         "lost_ids": [i for i in retained["ids"] if not correct[i]],
+        "gained_ids": gained,
+        "base_wrong": len(correct) - n,
+        "mcnemar_p": exact_mcnemar(lost, len(gained)),
         "model": model_result["model"],
         "arm": model_result["arm"],
         "seed": model_result["seed"],

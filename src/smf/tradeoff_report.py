@@ -1,52 +1,73 @@
-"""The trade-off report: each arm's Pareto front of learning vs forgetting, and forgetting at
-matched learning (paper 1's comparison), from cached eval JSONs.
+"""The trade-off report's numbers: every run's gain and forgetting with intervals over seeds and
+questions, forgetting on a grid of learning levels, and paired differences between arms.
 
-An arm and its learning-rate sweep points (smf.sweeps) form a family. Every run of a family is
-a point: its learning gain on the learning probe and its forgetting on one forgetting probe,
-both the mean over seeds minus the base model, in display units (accuracy in points). The
-family's front and its forgetting at the highest learning level that every family reaches come
-from smf.tradeoff. With one learning rate per arm the front is the run and the origin (the base
-model: a learning rate of zero), so the comparison is still defined, but it is only as good as
-the fronts are dense: the table says how many rates each arm tried.
+An arm and its learning-rate sweep points (smf.sweeps) form a family. Every number is a change
+against the base model in display units (accuracy in points), the mean over seeds. Its interval
+comes from one two-level bootstrap (smf.bootstrap) shared by all runs, arms and probes of the
+report: a resample draws seeds and questions once and every run is scored under that draw, so
+gains are paired with the base model and differences between arms are paired with each other.
+Probes that keep per-question verdicts (`answers`: MCQ and QA eval JSONs) resample questions;
+perplexity keeps one number per model and is resampled over seeds only.
 
-A run's learning gain also gets a 95 % interval over questions (smf.intervals, paired with the
-base model on the same questions, of the per-question score averaged over seeds), from the
-per-question verdicts every MCQ and QA eval JSON keeps (`answers`). A gain counts as measured
-when that interval's half-width is below a quarter of the gain (`MEASURED_RATIO`).
+Forgetting at a level is read between two real runs of an arm that bracket it
+(smf.tradeoff.bracketed_forgetting), in every resample, so the interval carries the noise of
+both axes through the interpolation. A resample in which an arm does not bracket the level has
+no value; an interval is only given when at least `confidence` of the resamples have one (else
+more than the interval's tails would be missing), and the share is reported.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from smf import figures, report
-from smf.intervals import CONFIDENCE, bootstrap_paired_difference
-from smf.tradeoff import Point, forgetting_at_matched_learning, forgetting_of, pareto_front
+from smf import bootstrap, churn, report
+from smf.intervals import CONFIDENCE, N_RESAMPLES, SEED
+from smf.tradeoff import (
+    bracketed_forgetting,
+    forgetting_of,
+    level_grid,
+    unbracketed_reason,
+    with_origin,
+)
 
-FRONT_STYLE = {"linewidth": 1.2, "alpha": 0.9}
-LEVEL_STYLE = {"color": "#555555", "linestyle": "--", "linewidth": 0.8}
-
-
-def _display_scale(df: pd.DataFrame, probe: str) -> float:
-    """Factor from a probe's stored value to display units (accuracy: x100, points)."""
-    return report.METRICS[report.probe_meta(df, probe)["metric"]]["scale"]
-
-
-def _scaled(df: pd.DataFrame, probe: str) -> tuple[pd.DataFrame, dict]:
-    meta = report.probe_meta(df, probe)
-    scale = report.METRICS[meta["metric"]]["scale"]
-    rows = df[df["probe"] == probe].assign(value=lambda d: d["value"] * scale)
-    return rows, meta
+DEFAULT_LEVEL_STEP = 10.0  # points of learning gain between reported levels (config: tradeoff)
 
 
-MEASURED_RATIO = 0.25  # a gain is measured when its 95 % interval's half-width is below this x gain
+@dataclass(frozen=True)
+class Settings:
+    """The `tradeoff:` config block (config/schema.yaml)."""
+
+    level_step: float = DEFAULT_LEVEL_STEP
+    anchor_origin: bool = False
+    n_resamples: int = N_RESAMPLES
+    confidence: float = CONFIDENCE
+    bootstrap_seed: int = SEED
+
+    @classmethod
+    def from_config(cls, cfg: Mapping | None) -> Settings:
+        return cls(**dict(cfg or {}))
+
+
+@dataclass
+class ProbeScores:
+    """One probe's scores: the base model's and each run's, per seed (and per question)."""
+
+    probe: str
+    scale: float
+    higher_is_better: bool
+    base: np.ndarray  # (n,) per question, or () one value
+    runs: dict[str, np.ndarray] = field(default_factory=dict)  # (s, n) or (s,)
+
+    @property
+    def per_question(self) -> bool:
+        return self.base.ndim == 1
 
 
 def _question_scores(path: str) -> dict[str, float] | None:
@@ -57,230 +78,225 @@ def _question_scores(path: str) -> dict[str, float] | None:
     return {str(a["id"]): float(a["correct"]) for a in answers}
 
 
-def gain_interval(df: pd.DataFrame, run: str, probe: str, scale: float) -> tuple[float, float]:
-    """(low, high) of the run's gain over base on `probe`, bootstrapped over questions, in
-    display units; (nan, nan) when the eval files keep no per-question answers."""
+def run_seeds(df: pd.DataFrame, runs: Sequence[str], probe: str) -> list[int]:
+    """The seeds every run was evaluated with (the same for all: the draws are shared)."""
     rows = df[df["probe"] == probe]
-    for arm in (report.REFERENCE_ARM, run):
-        if rows[rows["arm"] == arm].empty:
-            raise ValueError(f"eval results missing for arm {arm!r}, probe {probe!r}")
-    base = _question_scores(rows[rows["arm"] == report.REFERENCE_ARM]["path"].iloc[0])
-    paths = list(rows[rows["arm"] == run]["path"])
-    seeds = [_question_scores(p) for p in paths]
-    if base is None or any(s is None for s in seeds):
-        return float("nan"), float("nan")
-    ids = list(base)
-    for path, scores in zip(paths, seeds, strict=True):
-        if set(scores) != set(ids):
-            raise ValueError(f"{path}: its questions differ from the base model's on {probe!r}")
-    mean = np.mean([[scores[i] for i in ids] for scores in seeds], axis=0)
-    interval = bootstrap_paired_difference(mean, [base[i] for i in ids])
-    return interval.low * scale, interval.high * scale
+    per_run = {run: sorted(rows[rows["arm"] == run]["seed"].dropna().astype(int)) for run in runs}
+    for run, seeds in per_run.items():
+        if not seeds:
+            raise ValueError(f"eval results missing for arm {run!r}, probe {probe!r}")
+    first = next(iter(per_run.values()))
+    odd = {run: s for run, s in per_run.items() if s != first}
+    if odd:
+        raise ValueError(f"runs evaluated with different seeds on {probe!r}: {first} vs {odd}")
+    return first
 
 
-def run_points(
-    df: pd.DataFrame,
-    runs: Sequence[str],
-    learning_probe: str,
-    forgetting_probe: str,
-    intervals: Mapping[str, tuple[float, float]] | None = None,
-) -> pd.DataFrame:
-    """Per run: learning gain and forgetting vs base (mean over seeds) with their seed stds,
-    and the learning gain's interval over questions (`learning_low`, `learning_high`; taken
-    from `intervals` when given, bootstrapped here otherwise)."""
-    learn, learn_meta = _scaled(df, learning_probe)
-    forget, forget_meta = _scaled(df, forgetting_probe)
-    scale = report.METRICS[learn_meta["metric"]]["scale"]
-    out = []
+def probe_scores(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Sequence[int]):
+    """A probe's ProbeScores; per question when every file keeps `answers`."""
+    meta = report.probe_meta(df, probe)
+    rows = df[df["probe"] == probe]
+    base_rows = rows[rows["arm"] == report.REFERENCE_ARM]
+    if base_rows.empty:
+        raise ValueError(f"eval results missing for arm {report.REFERENCE_ARM!r}, probe {probe!r}")
+    paths = {run: [_seed_path(rows, run, probe, s) for s in seeds] for run in runs}
+    base_q = [_question_scores(p) for p in base_rows["path"]]
+    run_q = {run: [_question_scores(p) for p in ps] for run, ps in paths.items()}
+    out = ProbeScores(
+        probe, report.METRICS[meta["metric"]]["scale"], bool(meta["higher_is_better"]), None
+    )
+    if all(q is not None for q in base_q) and all(
+        q is not None for qs in run_q.values() for q in qs
+    ):
+        ids = list(base_q[0])
+        out.base = bootstrap.seed_matrix(base_q, ids).mean(axis=0)
+        for run, qs in run_q.items():
+            try:
+                out.runs[run] = bootstrap.seed_matrix(qs, ids)
+            except ValueError as err:
+                raise ValueError(f"{run} on {probe!r}: {err}") from None
+        return out
+    out.base = np.asarray(base_rows["value"].mean(), dtype=np.float64)
     for run in runs:
-        row = {"run": run}
-        axes = (
-            ("learning", learning_probe, learn, learn_meta),
-            ("forgetting", forgetting_probe, forget, forget_meta),
-        )
-        for axis, probe, rows, meta in axes:
-            base = rows[rows["arm"] == report.REFERENCE_ARM]["value"]
-            values = rows[rows["arm"] == run]["value"]
-            if base.empty or values.empty:
-                missing = report.REFERENCE_ARM if base.empty else run
-                raise ValueError(f"eval results missing for arm {missing!r}, probe {probe!r}")
-            delta = values - base.mean()
-            sign = 1.0 if axis == "learning" else forgetting_of(1.0, meta["higher_is_better"])
-            row[axis] = sign * delta.mean()
-            row[f"{axis}_std"] = delta.std(ddof=1) if len(delta) > 1 else 0.0
-        row["seeds"] = len(values)
-        interval = intervals[run] if intervals else gain_interval(df, run, learning_probe, scale)
-        row["learning_low"], row["learning_high"] = interval
-        out.append(row)
-    return pd.DataFrame(out)
+        values = [float(rows[rows["path"] == p]["value"].iloc[0]) for p in paths[run]]
+        out.runs[run] = np.asarray(values, dtype=np.float64)
+    return out
 
 
-Points = dict[str, dict[str, pd.DataFrame]]  # forgetting probe -> family -> run_points
+def _seed_path(rows: pd.DataFrame, run: str, probe: str, seed: int) -> str:
+    hit = rows[(rows["arm"] == run) & (rows["seed"] == seed)]
+    if hit.empty:
+        raise ValueError(f"eval results missing for arm {run!r}, seed {seed}, probe {probe!r}")
+    return str(hit["path"].iloc[0])
 
 
-def tradeoff_points(
+def effects(scores: ProbeScores, draws: bootstrap.Draws, learning: bool):
+    """{run: (point, replicates (B,))}: gain (learning) or forgetting vs base, display units."""
+    qw = draws.questions.get(scores.probe) if scores.per_question else None
+    base_rep = bootstrap.base_scores(scores.base, qw, draws.n_resamples)
+    base_point = float(np.mean(scores.base))
+    sign = 1.0 if learning else forgetting_of(1.0, scores.higher_is_better)
+    out = {}
+    for run, arr in scores.runs.items():
+        point = sign * (float(arr.mean()) - base_point) * scores.scale
+        rep = sign * (bootstrap.run_scores(arr, draws.seeds, qw) - base_rep) * scores.scale
+        out[run] = (point, rep)
+    return out
+
+
+def resampled_over(per_question: bool, n_seeds: int) -> str:
+    """What an interval resamples, in the tables' words."""
+    if per_question:
+        return "seeds and questions" if n_seeds > 1 else "questions (1 seed)"
+    # perplexity JSONs keep no per-page or per-window losses to resample
+    return (
+        "seeds only (no per-page losses cached)"
+        if n_seeds > 1
+        else "nothing (1 seed, no per-question scores)"
+    )
+
+
+@dataclass
+class Comparison:
+    """Everything the tables and the figure read: per probe, each run's (point, replicates)."""
+
+    families: dict[str, list[str]]
+    lrs: dict[str, float]
+    learning_probe: str
+    forgetting_probes: list[str]
+    seeds: list[int]
+    settings: Settings
+    learning: dict[str, tuple[float, np.ndarray]]
+    forgetting: dict[str, dict[str, tuple[float, np.ndarray]]]
+    per_question: dict[str, bool]
+    churn: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
+
+    def ordered(self, family: str) -> list[str]:
+        """A family's runs in learning-rate order (the path interpolation follows)."""
+        return sorted(self.families[family], key=lambda run: self.lrs[run])
+
+
+def compare(
     df: pd.DataFrame,
     families: Mapping[str, Sequence[str]],
+    lrs: Mapping[str, float],
     learning_probe: str,
     forgetting_probes: Sequence[str],
-) -> Points:
-    """Every family's run_points against every forgetting probe; each run's learning interval
-    is bootstrapped once and shared by all probes (the tables and the figure read these)."""
-    scale = _display_scale(df, learning_probe)
+    settings: Settings,
+) -> Comparison:
+    """Score every run under one shared set of seed and question draws."""
     runs = [run for family in families.values() for run in family]
-    intervals = {run: gain_interval(df, run, learning_probe, scale) for run in runs}
+    missing = [run for run in runs if run not in lrs]
+    if missing:
+        raise ValueError(f"no learning rate given for run(s) {missing}")
+    seeds = run_seeds(df, runs, learning_probe)
+    probes = [learning_probe, *forgetting_probes]
+    scores = {p: probe_scores(df, p, runs, seeds) for p in dict.fromkeys(probes)}
+    counts = {p: int(s.base.size) for p, s in scores.items() if s.per_question}
+    draws = bootstrap.make_draws(
+        len(seeds), counts, n_resamples=settings.n_resamples, seed=settings.bootstrap_seed
+    )
+    return Comparison(
+        families={f: list(r) for f, r in families.items()},
+        lrs=dict(lrs),
+        learning_probe=learning_probe,
+        forgetting_probes=list(forgetting_probes),
+        seeds=seeds,
+        settings=settings,
+        learning=effects(scores[learning_probe], draws, learning=True),
+        forgetting={p: effects(scores[p], draws, learning=False) for p in forgetting_probes},
+        per_question={p: s.per_question for p, s in scores.items()},
+        churn={p: churn_of(scores[p]) for p in forgetting_probes if scores[p].per_question},
+    )
+
+
+def churn_of(scores: ProbeScores) -> dict[str, list[dict]]:
+    """{run: per seed, answers lost and gained vs base with the exact McNemar p}."""
+    base = dict(enumerate(scores.base))
     return {
-        probe: {
-            family: run_points(df, family_runs, learning_probe, probe, intervals)
-            for family, family_runs in families.items()
-        }
-        for probe in forgetting_probes
+        run: [churn.lost_gained(base, dict(enumerate(seed))) for seed in arr]
+        for run, arr in scores.runs.items()
     }
 
 
-def fronts_of(points: Mapping[str, pd.DataFrame]) -> dict[str, list[Point]]:
-    """Each family's Pareto front (from the origin) on one forgetting probe."""
-    return {
-        f: pareto_front([Point(r.learning, r.forgetting, r.run) for r in p.itertuples()])
-        for f, p in points.items()
-    }
+def _interval(cmp: Comparison, point: float, rep: np.ndarray, probe: str) -> dict:
+    """Point, interval, share of resamples with a value; no interval where nothing of the
+    probe is resampled (one seed of a probe without per-question scores)."""
+    if not (cmp.per_question[probe] or len(cmp.seeds) > 1):
+        nan = float("nan")
+        return {"value": point, "low": nan, "high": nan, "share": nan, "excludes_zero": False}
+    low, high, share = bootstrap.percentile_interval(rep, cmp.settings.confidence)
+    if share < cmp.settings.confidence:
+        low = high = float("nan")
+    shown = not np.isnan(low)
+    return {"value": point, "low": low, "high": high, "share": share,
+            "excludes_zero": bootstrap.excludes_zero(low, high) if shown else False}  # fmt: skip
 
 
-def matched_table(points: Points, learning_probe: str) -> pd.DataFrame:
-    """Rows: families. Columns: rates tried, best learning gain, and per forgetting probe the
-    forgetting at the matched level (NaN where a front does not reach it). attrs: the levels."""
-    first = next(iter(points.values()))
-    table = pd.DataFrame(index=pd.Index(list(first), name="arm"))
-    table["runs"] = [len(p) for p in first.values()]
-    table["best_learning"] = [p["learning"].max() for p in first.values()]
-    levels = {}
-    for probe, per_family in points.items():
-        level, at = forgetting_at_matched_learning(fronts_of(per_family))
-        levels[probe] = level
-        table[f"{probe}_at_matched"] = [at[f] for f in per_family]
-    table.attrs = {"levels": levels, "learning_probe": learning_probe}
-    return table
-
-
-def runs_table(points: Points) -> pd.DataFrame:
-    """One row per run: its family, seeds, learning gain (seed std, interval over questions,
-    whether it is measured) and forgetting per probe (seed std)."""
-    probes = list(points)
+def runs_table(cmp: Comparison) -> pd.DataFrame:
+    """One row per run: its family, rate, seeds, learning gain and every forgetting, each with
+    its interval and whether the interval excludes zero."""
     rows = []
-    for family, first_points in points[probes[0]].items():
-        for i, first in enumerate(first_points.itertuples()):
-            row = {"run": first.run, "arm": family, "seeds": int(first.seeds)}
-            for key in ("learning", "learning_std", "learning_low", "learning_high"):
-                row[key] = getattr(first, key)
-            half = (first.learning_high - first.learning_low) / 2
-            row["measured"] = bool(first.learning > 0 and half < MEASURED_RATIO * first.learning)
-            for probe in probes:
-                at = points[probe][family].iloc[i]
-                row[f"{probe}_forgetting"] = at["forgetting"]
-                row[f"{probe}_forgetting_std"] = at["forgetting_std"]
+    for family in cmp.families:
+        for run in cmp.ordered(family):
+            row = {"run": run, "arm": family, "lr": cmp.lrs[run], "seeds": len(cmp.seeds)}
+            for key, val in _interval(cmp, *cmp.learning[run], cmp.learning_probe).items():
+                row[f"learning_{key}" if key != "value" else "learning"] = val
+            for probe in cmp.forgetting_probes:
+                for key, val in _interval(cmp, *cmp.forgetting[probe][run], probe).items():
+                    row[f"{probe}_forgetting" + ("" if key == "value" else f"_{key}")] = val
             rows.append(row)
     return pd.DataFrame(rows).set_index("run")
 
 
-def _runs_markdown(
-    runs: pd.DataFrame, learning: str, forgetting_probes: Sequence[str]
-) -> list[str]:
-    pct = int(round(CONFIDENCE * 100))
-    header = ["run", "seeds", f"{learning} gain (± seed std) [{pct} % CI over questions]"]
-    header += [
-        f"{report.PROBE_LABELS.get(p, p)} forgetting (± seed std)" for p in forgetting_probes
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for run, row in runs.iterrows():
-        ci = (
-            "no per-question answers"
-            if pd.isna(row["learning_low"])
-            else f"[{row['learning_low']:+.2f}, {row['learning_high']:+.2f}]"
-            + ("" if row["measured"] else " not measured")
-        )
-        cells = [run, str(row["seeds"]),
-                 f"{row['learning']:+.2f} ± {row['learning_std']:.2f} {ci}"]  # fmt: skip
-        for probe in forgetting_probes:
-            cells.append(
-                f"{row[f'{probe}_forgetting']:+.2f} ± {row[f'{probe}_forgetting_std']:.2f}"
-            )
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+def _arrays(cmp: Comparison, family: str, probe: str) -> tuple[np.ndarray, ...]:
+    """(points (2, runs), replicates (2, runs, B)) of learning and forgetting, rate-ordered."""
+    runs = cmp.ordered(family)
+    points = np.array([[cmp.learning[r][0] for r in runs],
+                       [cmp.forgetting[probe][r][0] for r in runs]])  # fmt: skip
+    reps = np.array([[cmp.learning[r][1] for r in runs],
+                     [cmp.forgetting[probe][r][1] for r in runs]])  # fmt: skip
+    if cmp.settings.anchor_origin:
+        points = np.stack(with_origin(points[0], points[1]))
+        reps = np.stack(with_origin(reps[0], reps[1]))
+    return points, reps
 
 
-def write_tradeoff_tables(table: pd.DataFrame, runs: pd.DataFrame, out: Mapping) -> None:
-    """matched_learning.{csv,md} (the md also lists every run) and the runs' csv."""
-    table.to_csv(out["csv"], float_format="%.6g")
-    runs.to_csv(out["runs_csv"], float_format="%.6g")
-    out_md = out["md"]
-    learning = report.PROBE_LABELS.get(table.attrs["learning_probe"], table.attrs["learning_probe"])
-    lines = [
-        "| arm | runs | best learning gain | "
-        + " | ".join(f"{report.PROBE_LABELS.get(p, p)} forgetting" for p in table.attrs["levels"])
-        + " |",
-        "|---|---|---|" + "---|" * len(table.attrs["levels"]),
-    ]
-    for arm, row in table.iterrows():
-        cells = [arm, str(int(row["runs"])), f"{row['best_learning']:+.2f}"]
-        for probe in table.attrs["levels"]:
-            value = row[f"{probe}_at_matched"]
-            cells.append("–" if pd.isna(value) else f"{value:+.2f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    notes = []
-    for probe, level in table.attrs["levels"].items():
-        name = report.PROBE_LABELS.get(probe, probe)
-        notes.append(
-            f"{name}: no learning level every arm reaches (some arm never gains)"
-            if level is None
-            else f"{name}: forgetting at a {learning} gain of {level:+.2f}, the highest every "
-            "arm reaches, interpolated on each arm's Pareto front (origin = base model)"
-        )
-    lines += ["", "Forgetting is positive when worse than base (accuracy drop in points, "
-              "perplexity increase). " + "; ".join(notes) + "."]  # fmt: skip
-    lines += ["", "Every run (gains and forgetting vs base, means over seeds):", ""]
-    lines += _runs_markdown(runs, learning, list(table.attrs["levels"]))
-    pct = int(round(CONFIDENCE * 100))
-    lines += ["", f"A gain is *measured* when its {pct} % interval over questions (paired "
-              f"bootstrap against the base model) has a half-width below {MEASURED_RATIO:g} x "
-              "the gain; runs marked 'not measured' are within noise."]  # fmt: skip
-    Path(out_md).write_text("\n".join(lines) + "\n", encoding="utf-8")
+def at_levels(cmp: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(levels, differences): per probe, level and arm the forgetting read between bracketing
+    runs with its interval (or a reason); per pair of arms its paired difference."""
+    levels = level_grid([p for p, _ in cmp.learning.values()], cmp.settings.level_step)
+    rows, diffs = [], []
+    for probe in cmp.forgetting_probes:
+        arrays = {f: _arrays(cmp, f, probe) for f in cmp.families}
+        for level in levels:
+            reps = {}
+            for family, (points, rep) in arrays.items():
+                point, pair = bracketed_forgetting(points[0], points[1], level)
+                reps[family] = bracketed_forgetting(rep[0], rep[1], level)[0]
+                rows.append(_level_row(cmp, probe, level, family, float(point), int(pair), rep))
+                if np.isnan(point):
+                    rows[-1]["reason"] = unbracketed_reason(list(points[0]), level)
+                    rows[-1]["low"] = rows[-1]["high"] = float("nan")
+                else:
+                    rows[-1].update(_interval(cmp, float(point), reps[family], probe))
+            points_at = {r["arm"]: r["forgetting"] for r in rows[-len(arrays) :]}
+            for a, b in combinations(cmp.families, 2):
+                if np.isnan(points_at[a]) or np.isnan(points_at[b]):
+                    continue
+                d = _interval(cmp, points_at[a] - points_at[b], reps[a] - reps[b], probe)
+                diffs.append({"probe": probe, "level": level, "arm_a": a, "arm_b": b} | d)
+    level_cols = ["probe", "level", "arm", "forgetting", "low", "high", "share", "between"]
+    levels_df = pd.DataFrame(rows, columns=[*level_cols, "excludes_zero", "reason", "value"])
+    levels_df = levels_df.drop(columns="value")
+    diff_cols = ["probe", "level", "arm_a", "arm_b", "value", "low", "high", "share"]
+    return levels_df, pd.DataFrame(diffs, columns=[*diff_cols, "excludes_zero"])
 
 
-def plot_pareto_fronts(
-    points: Points, learning_probe: str, out_png: str | Path, out_pdf: str | Path
-) -> None:
-    """One panel per forgetting probe: every run (x error bars: the learning gain's 95 %
-    interval over questions; y: std over seeds) and each family's front from the origin; the
-    matched learning level as a dashed line."""
-    forgetting_probes = list(points)
-    colors = figures.arm_colors(list(points[forgetting_probes[0]]))
-    width, height = figures.PANEL_SIZE
-    with matplotlib.rc_context(figures.STYLE):
-        fig = Figure(figsize=(width * len(forgetting_probes), height), layout="constrained")
-        axes = fig.subplots(1, len(forgetting_probes), squeeze=False)[0]
-        for ax, probe in zip(axes, forgetting_probes, strict=True):
-            fronts = fronts_of(points[probe])
-            for i, (family, pts) in enumerate(points[probe].items()):
-                color = colors[family]
-                marker = figures.MARKERS[i % len(figures.MARKERS)]
-                xerr = np.vstack([pts["learning"] - pts["learning_low"],
-                                  pts["learning_high"] - pts["learning"]])  # fmt: skip
-                ax.errorbar(
-                    pts["learning"], pts["forgetting"],
-                    xerr=None if np.isnan(xerr).any() else xerr,
-                    yerr=pts["forgetting_std"], fmt=marker, color=color, capsize=2,
-                    label=f"{family} ({len(pts)} lr)",
-                )  # fmt: skip
-                front = fronts[family]
-                ax.plot([p.learning for p in front], [p.forgetting for p in front], color=color,
-                        **FRONT_STYLE)  # fmt: skip
-            level, _ = forgetting_at_matched_learning(fronts)
-            if level is not None:
-                ax.axvline(level, **LEVEL_STYLE)
-            ax.scatter([0], [0], marker=figures.BASE_MARKER, color="black", zorder=3)
-            learn_label = report.PROBE_LABELS.get(learning_probe, learning_probe)
-            ax.set_xlabel(f"{learn_label} gain vs base (↑ learned)")
-            ax.set_ylabel(f"{report.PROBE_LABELS.get(probe, probe)} forgetting vs base (↓ kept)")
-            ax.set_title(f"Pareto fronts: {report.PROBE_LABELS.get(probe, probe)}")
-        axes[0].legend(loc="best")
-        figures.save_figure(fig, out_png, out_pdf)
+def _level_row(cmp: Comparison, probe, level, family, point, pair, rep) -> dict:
+    runs = (["base (origin line)"] if cmp.settings.anchor_origin else []) + cmp.ordered(family)
+    between = f"{runs[pair]} – {runs[pair + 1]}" if pair >= 0 and len(runs) > 1 else ""
+    if pair >= 0 and len(runs) == 1:
+        between = runs[0]
+    return {"probe": probe, "level": level, "arm": family, "forgetting": point,
+            "between": between, "reason": ""}  # fmt: skip

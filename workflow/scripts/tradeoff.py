@@ -1,20 +1,25 @@
-"""Rule tradeoff: Pareto fronts and forgetting at matched learning (see smf.report_stages)."""
+"""Rule tradeoff: gains, forgetting on a grid of learning levels and paired differences between
+arms, with intervals over seeds and questions (see smf.report_stages)."""
 
 from typing import TYPE_CHECKING
 
 from smf.joblog import log_to
-from smf.report_stages import build_tradeoff
+from smf.report_stages import build_tradeoff, tradeoff_inputs
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    table = build_tradeoff(
+    families = {arm: list(runs) for arm, runs in snakemake.params.families.items()}
+    lrs, data_paths = tradeoff_inputs(snakemake.config, families, snakemake.params.learning_probe)
+    levels = build_tradeoff(
         list(snakemake.input),
-        {arm: list(runs) for arm, runs in snakemake.params.families.items()},
+        families,
+        lrs,
         snakemake.params.learning_probe,
         list(snakemake.params.forgetting_probes),
         dict(snakemake.output.items()),
+        snakemake.config.get("tradeoff"),
+        data_paths,
     )
-    print(table.to_string())
-    print(table.attrs)
+    print(levels.to_string())
