@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import smf
-from smf import config_checks, sweeps
+from smf import config_checks, freshness, sweeps
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
 # validate's own message dumps the schema before the key: report the failing key path first
@@ -38,6 +38,8 @@ RESULTS = "results"
 SMF_VERSION = (
     smf.__version__
 )  # a params value: a new library release reruns every stage
+# the shared chain's config (data, base, retrofit, background): part of every run's fingerprint
+CHAIN = freshness.chain_fingerprint(config, SMF_VERSION)
 DEVICE = config["device"]
 GPU = 0 if DEVICE == "cpu" else 1  # resources: a CPU run needs no GPU slot
 # base, retrofit and background run alone in the DAG; Snakemake caps this at --cores.
@@ -234,6 +236,22 @@ def model_artifact(model):
     if ARM_KINDS[arm] == "smf":
         return f"{run}/memory.safetensors"
     return f"{run}/{'model' if ARM_KINDS[arm] == 'full' else 'adapter'}"
+
+
+def model_fingerprint(model):
+    """The config a model's results depend on: evaluate and report rules carry it in params,
+    so a changed run config reruns them even after a failed retrain deleted the run."""
+    if model == "base" or model in RETROFIT_MODELS:
+        return freshness.fingerprint(CHAIN, model)
+    arm, seed = model.rsplit("-seed", 1)
+    train = arm_train_config(arm)
+    header = config["task"]["header"]
+    return freshness.fingerprint(CHAIN, config["arms"][arm], train, int(seed), header)
+
+
+def fingerprints(models):
+    """{model: fingerprint}: a report rule's params (see model_fingerprint)."""
+    return {model: model_fingerprint(model) for model in models}
 
 
 def eval_inputs(wildcards):

@@ -23,7 +23,7 @@ import torch
 import yaml
 from conftest import make_tiny_qwen2
 
-from smf import data, lock, sources, stages
+from smf import data, freshness, lock, sources, stages
 from smf.arms import setup_full, setup_smf
 from smf.checkpoint import Checkpointer
 from smf.config_checks import ConfigError, check_config, schema_error
@@ -486,3 +486,72 @@ def test_rerun_after_a_killed_snakemake_does_not_start_a_second_trainer(run):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(first.pid, signal.SIGKILL)  # the orphan is in the first run's session
+
+
+# --------------------------------------------------------------------------- issue 23 (fast)
+
+
+@pytest.mark.parametrize(
+    ("overlay", "first"),
+    [
+        (
+            {"arms": {"full": {"lr_sweep": [1.0e-3, 1.0000001e-3]}}},
+            "arms.full.lr_sweep: rates 0.001 and 0.0010000001 both map to the arm name "
+            "'full_lr0.001'",
+        ),
+        ({"arms": {"lora": {"train": {"lr": float("nan")}}}}, "arms.lora.train.lr: nan is not"),
+        ({"arms": {"full": {"lr_sweep": [float("inf")]}}}, "arms.full.lr_sweep[0]: inf is not"),
+        (
+            {"experiments": {"facts": {"arms": {"lora": {"train": {"lr": float("inf")}}}}}},
+            "experiments.facts.arms.lora.train.lr: inf is not a finite learning rate",
+        ),
+    ],
+)
+def test_bad_learning_rates_stop_before_any_job(tmp_path, overlay, first):
+    with pytest.raises(ConfigError) as err:
+        check_config(merged_config(overlay), tmp_path)
+    assert str(err.value).startswith(first), err.value
+
+
+def test_a_yaml_1_1_exponent_without_a_dot_is_explained():
+    config = merged_config()
+    config["arms"]["lora"]["train"]["lr"] = "1e-3"  # what PyYAML makes of `lr: 1e-3`
+    message = str(schema_error(config, REPO / "config/schema.yaml"))
+    assert message.startswith("arms.lora.train.lr: '1e-3' is not of type 'number' (YAML 1.1")
+    assert "1.0e-3" in message
+
+
+@pytest.mark.parametrize("name", ["all", "tradeoff", "lora", "base_model"])
+def test_an_experiment_named_like_a_rule_or_target_names_the_key(tmp_path, name):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    overlay = {"experiments": {name: config["experiments"]["facts"]}, "run_experiments": [name]}
+    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-n", "--cores", "1", "--configfile", str(tmp_path / "overlay.yaml")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert error_line(proc).startswith(f"experiments.{name}: the experiment name {name!r} is "), (
+        proc.stderr[-2000:]
+    )
+
+
+def test_missing_run_records_and_evals_are_named_before_the_dag(tmp_path):
+    run = tmp_path / "runs/lora/seed0"
+    (run / "adapter").mkdir(parents=True)
+    (run / "train_log.jsonl").write_text("{}\n")
+    records = {str(run / "adapter"): [str(run / "train_log.jsonl"), str(run / "summary.json")]}
+    [message] = freshness.run_outputs_gaps(records)
+    assert message.startswith(f"{run / 'summary.json'} missing while {run / 'adapter'} is cached")
+    assert "RETRAINS" in message
+    (run / "summary.json").write_text("{}")
+    assert freshness.run_outputs_gaps(records) == []
+    evals = tmp_path / "eval/lora-seed0"
+    evals.mkdir(parents=True)
+    (evals / "medmcqa.json").write_text('{"value": 1}\n')
+    (evals / "triviaqa.json").write_text('{"value": ')  # truncated
+    paths = [str(evals / f"{p}.json") for p in ("medmcqa", "triviaqa", "wikitext")]
+    missing, truncated = freshness.eval_gaps(paths)
+    assert missing.startswith(f"{evals / 'wikitext.json'} missing: the evaluation that writes")
+    assert truncated.startswith(f"{evals / 'triviaqa.json'}: truncated")
+    assert f"`rm {evals / 'triviaqa.json'}`" in truncated

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from smf import gguf
+from smf import gguf, sweeps
 
 # The dataset kind each consumer reads (data.<name>.kind).
 CONSUMER_KINDS = {
@@ -62,10 +62,27 @@ def schema_error(config: Mapping, schema_path: str | os.PathLike) -> ConfigError
         if len(extra) == 1:
             path = f"{path}.{extra[0]}" if error.absolute_path else extra[0]
             message = "unknown key (not in config/schema.yaml; see docs/config.md)"
+    elif error.validator == "type" and _is_float_text(error.instance):
+        message += (
+            f" (YAML 1.1, which Snakemake reads, takes {error.instance} without a dot for a "
+            f"string: write it as {float(error.instance)!r} or with a dot and a signed "
+            "exponent, e.g. 1.0e-3)"
+        )
     elif "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
         path = f"{path}.{error.instance}" if error.absolute_path else error.instance
         message = f"key not allowed here ({message}; see docs/config.md)"
     return ConfigError(f"{path}: {message}")
+
+
+def _is_float_text(value: object) -> bool:
+    """A string that is a number to Python but a string to YAML 1.1 (`1e-3`, `5e4`)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def check_config(
@@ -145,8 +162,13 @@ def check_arms(config: Mapping) -> None:
         raise ConfigError(
             f"run_arms: {unknown} are not keys of `arms` (have {sorted(config['arms'])})"
         )
+    run = {arm: config["arms"][arm] for arm in config.get("run_arms") or config["arms"]}
+    try:
+        sweeps.check_rates(run)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     slots = config["retrofit"]["memory"]["n_keys"] ** 2
-    for arm in config.get("run_arms") or config["arms"]:
+    for arm in run:
         spec = config["arms"][arm]
         need = {"smf": "smf", "lora": "lora"}.get(spec["kind"])
         if need and need not in spec:
@@ -218,6 +240,19 @@ def check_experiments(config: Mapping) -> None:
                     f"{key}.arms.{arm}.smf.retrofit: further experiments start from the main "
                     "retrofit only (null)"
                 )
+
+
+def check_experiment_names(names: Iterable[str], taken: Mapping[str, str]) -> None:
+    """An experiment's name is also a Snakemake target (`snakemake facts`) and a prefix of its
+    rules: a name already used (`all`, `tradeoff`, an arm) must fail naming the config key,
+    not with Snakemake's "The name all is already used by another rule"."""
+    for name in names:
+        if name in taken:
+            raise ConfigError(
+                f"experiments.{name}: the experiment name {name!r} is already {taken[name]}; "
+                "an experiment's name is its Snakemake target, so rename the key (e.g. "
+                f"{name}_exp)"
+            )
 
 
 def check_smf_start(config: Mapping, arm: str, smf: Mapping) -> None:
