@@ -555,3 +555,116 @@ def test_missing_run_records_and_evals_are_named_before_the_dag(tmp_path):
     assert missing.startswith(f"{evals / 'wikitext.json'} missing: the evaluation that writes")
     assert truncated.startswith(f"{evals / 'triviaqa.json'}: truncated")
     assert f"`rm {evals / 'triviaqa.json'}`" in truncated
+
+
+# --------------------------------------------------------------------------- issue 23 (slow)
+
+RUN = "results/runs/smf_tfidf/seed0"
+WORK = "results/checkpoints/runs/smf_tfidf/seed0"
+# a changed arm config with enough steps for a kill between two checkpoints
+RETRAIN = "arms:\n  smf_tfidf: {train: {lr: 0.2, epochs: 20, checkpoint_every: 2}}\n"
+
+
+def planned(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Jobs of a dry run ('Job stats' table); {} when there is nothing to be done."""
+    out = proc.stdout + proc.stderr
+    if "Job stats:" not in out:
+        assert "Nothing to be done" in out, out[-3000:]
+        return {}
+    block = out.split("Job stats:")[1].split("\n\n")[0]
+    rows = [line.split() for line in block.splitlines()[2:]]
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[0] != "total"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["all", "results/tables/main.csv"])
+def test_a_table_never_reports_a_run_of_an_old_config(run, target):
+    """A failed retrain leaves the old eval JSONs; the table must still be out of date."""
+    (run / "overlay.yaml").write_text(RETRAIN)
+    for name in ("memory.safetensors", "train_log.jsonl", "summary.json"):
+        (run / RUN / name).unlink()  # what Snakemake deletes when the finetune job fails
+    jobs = planned(snakemake(run, target, "-n", overlay=True))
+    assert {"finetune_smf", "evaluate", "tables"} <= set(jobs), jobs
+    assert jobs["finetune_smf"] == 1 and jobs["evaluate"] == 1, jobs  # that arm only
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "rule", "retrains"),
+    [
+        (f"{RUN}/train_log.jsonl", "finetune_smf", True),
+        (f"{RUN}/summary.json", "finetune_smf", True),
+        ("results/eval/smf_tfidf-seed0/triviaqa.json", "evaluate", False),
+    ],
+)
+def test_a_deleted_intermediate_is_planned_again_and_a_retrain_is_announced(
+    run, name, rule, retrains
+):
+    (run / name).unlink()
+    proc = snakemake(run, "all", "-n")
+    assert rule in planned(proc)
+    warning = f"WARNING: {name} missing"
+    assert warning in proc.stderr, proc.stderr[-3000:]
+    assert ("RETRAINS" in proc.stderr) == retrains
+
+
+def wait_for_checkpoint(work: Path, after: int, job: subprocess.Popen) -> int:
+    """The trainer's PID once a checkpoint past step `after` is on disk."""
+    deadline = time.time() + 600
+    while True:
+        meta = work / "checkpoint/meta.json"
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            if json.loads(meta.read_text())["step"] > after:
+                return int((work / lock.LOCK_NAME).read_text())
+        assert job.poll() is None, "the finetune job ended before a checkpoint"
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_killed_retrain_resumes_and_reports_what_an_uninterrupted_run_does(finished, tmp_path):
+    """Kill the finetune job itself (SIGTERM, then SIGKILL on the rerun) after a checkpoint:
+    each rerun of the same command resumes, and the results equal an uninterrupted run's."""
+    clean = shutil.copytree(finished, tmp_path / "clean", symlinks=True)
+    (clean / "overlay.yaml").write_text(RETRAIN)
+    assert snakemake(clean, "all", overlay=True).returncode == 0
+    run = shutil.copytree(finished, tmp_path / "run", symlinks=True)
+    (run / "overlay.yaml").write_text(RETRAIN)
+    resumed_from = 0
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        job = subprocess.Popen(
+            [*SNAKEMAKE, "all", "--cores", "1", "--configfile", "overlay.yaml"],
+            cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            os.kill(wait_for_checkpoint(run / WORK, resumed_from, job), sig)
+            assert job.wait(timeout=600) != 0
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                job.kill()
+        resumed_from = json.loads((run / WORK / "checkpoint/meta.json").read_text())["step"]
+        assert resumed_from > 0
+    proc = snakemake(run, "all", overlay=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / RUN / "summary.json").read_text())
+    assert summary["resumed_from_step"] == resumed_from
+    for rel in ["results/tables/main.csv", *(
+        f"results/eval/smf_tfidf-seed0/{p}.json" for p in ("medmcqa", "triviaqa", "wikitext")
+    )]:  # fmt: skip
+        assert (run / rel).read_bytes() == (clean / rel).read_bytes(), rel
+    assert (run / "results/tables/main.csv").read_bytes() != (
+        finished / "results/tables/main.csv"
+    ).read_bytes()  # the new learning rate's numbers, not the old ones
+
+
+def test_a_truncated_gguf_stops_before_any_job(smollm2_gguf, tmp_path):
+    from smf.config_checks import base_model_layers
+
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(smollm2_gguf.read_bytes()[: 2 * 1024 * 1024])
+    assert base_model_layers(merged_config({"base": {"model": str(smollm2_gguf)}})) == 30
+    with pytest.raises(ConfigError) as err:
+        base_model_layers(merged_config({"base": {"model": str(cut)}}))
+    assert str(err.value).startswith(
+        f"base.model: {cut}: truncated: the file has 2097152 bytes, but its header places tensor "
+    ), err.value

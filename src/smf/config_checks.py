@@ -335,6 +335,10 @@ def base_model_layers(config: Mapping) -> int | None:
     if gguf.is_gguf(config["base"]["model"]):
         if not Path(config["base"]["model"]).is_file():
             return None  # the base stage reports the missing file with how to get it
+        try:  # a cut download would fail in the base job, after the base cache is deleted
+            gguf.check_size(config["base"]["model"])
+        except ValueError as err:
+            raise ConfigError(f"base.model: {err}") from None
         return gguf.gguf_layer_count(config["base"]["model"])
     try:
         from transformers import AutoConfig
