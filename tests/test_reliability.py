@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -572,8 +573,8 @@ def planned(proc: subprocess.CompletedProcess) -> dict[str, int]:
         assert "Nothing to be done" in out, out[-3000:]
         return {}
     block = out.split("Job stats:")[1].split("\n\n")[0]
-    rows = [line.split() for line in block.splitlines()[2:]]
-    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[0] != "total"}
+    rows = re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)
+    return {name: int(n) for name, n in rows if name != "total"}
 
 
 @pytest.mark.slow
@@ -668,3 +669,52 @@ def test_a_truncated_gguf_stops_before_any_job(smollm2_gguf, tmp_path):
     assert str(err.value).startswith(
         f"base.model: {cut}: truncated: the file has 2097152 bytes, but its header places tensor "
     ), err.value
+
+
+def test_the_paper_profile_in_a_demo_folder_stops_before_any_job(tmp_path):
+    (tmp_path / "results/demo/raw").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"^demo.enabled: false \(the paper profile\), but "):
+        paper = {"demo": {"enabled": False}, "base": {"model": "Qwen/Qwen2.5-0.5B-Instruct"}}
+        check_config(merged_config(paper), tmp_path)
+    check_config(merged_config(), tmp_path)  # the demo profile there is fine
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("question", "", "field 'question' is empty"),
+        ("ope", "a fifth", "field 'ope' is a fifth option; a MedMCQA record has exactly 4"),
+    ],
+)
+def test_medmcqa_record_errors_name_file_and_line(tmp_path, column, value, message):
+    rows = [
+        {"id": f"q{i}", "question": f"Q{i}?", "opa": "a", "opb": "b", "opc": "c", "opd": "d",
+         "cop": i, "choice_type": "single", "exp": "", "subject_name": "s"}
+        for i in range(4)
+    ]  # fmt: skip
+    rows[2][column] = value
+    path = tmp_path / "medmcqa.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    spec = {"name": "medmcqa", "kind": "multiple_choice", "source": {"path": str(path)}}
+    with pytest.raises(data.DataError) as err:
+        data.prepare_dataset(spec)
+    assert (
+        str(err.value) == f"{path}:3: {message} (opa, opb, opc, opd)"
+        if column == "ope"
+        else (str(err.value) == f"{path}:3: {message}")
+    ), err.value
+
+
+def test_duplicate_medmcqa_options_are_counted_and_named(tmp_path, capsys):
+    rows = [
+        {"id": f"q{i}", "question": f"Q{i}?", "opa": "a", "opb": "b", "opc": "c", "opd": "d",
+         "cop": i, "choice_type": "single", "exp": "", "subject_name": "s"}
+        for i in range(4)
+    ]  # fmt: skip
+    rows[1]["opd"] = "B "
+    path = tmp_path / "medmcqa.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    spec = {"name": "medmcqa", "kind": "multiple_choice", "source": {"path": str(path)}}
+    records, stats = data.prepare_dataset(spec)
+    assert len(records) == 4 and stats["rows_with_duplicate_options"] == 1
+    assert "medmcqa: WARNING: 1 records repeat an option: ['q1']" in capsys.readouterr().out

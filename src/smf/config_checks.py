@@ -99,6 +99,7 @@ def check_config(
     check_experiments(config)
     check_base_model(config, workdir)
     check_output_dirs(config, workdir)
+    check_profile_folder(config, workdir)
     if base_layers is not None:
         bad = [i for i in config["retrofit"]["layers"] if i >= base_layers]
         if bad:
@@ -307,6 +308,23 @@ def check_base_model(config: Mapping, workdir: Path) -> None:
         f"base.model: local path {model!r} {found} (resolved to {path}). Point it at a folder "
         "written by save_pretrained (config.json, weights, tokenizer) or a .gguf file, or use a "
         "Hugging Face hub id such as Qwen/Qwen2.5-0.5B-Instruct."
+    )
+
+
+DEMO_MARKER = Path("results/demo/raw")  # the demo world: only the demo profile writes it
+
+
+def check_profile_folder(config: Mapping, workdir: Path) -> None:
+    """The paper profile in a folder that holds the demo's results would rebuild every data
+    file (their params differ): the jobs delete the demo's cached data and models first, and
+    fail without hub access. Both profiles write results/, so one folder holds one profile."""
+    if config["demo"]["enabled"] or not (workdir / DEMO_MARKER).is_dir():
+        return
+    raise ConfigError(
+        f"demo.enabled: false (the paper profile), but this folder holds the demo profile's "
+        f"results ({DEMO_MARKER} exists): running here would replace the demo's cached data "
+        "and models. Add `--configfile config/demo.yaml` to work on the demo, or run the "
+        "paper profile in another clone of the workflow."
     )
 
 
