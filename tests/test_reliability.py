@@ -718,3 +718,18 @@ def test_duplicate_medmcqa_options_are_counted_and_named(tmp_path, capsys):
     records, stats = data.prepare_dataset(spec)
     assert len(records) == 4 and stats["rows_with_duplicate_options"] == 1
     assert "medmcqa: WARNING: 1 records repeat an option: ['q1']" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_bad_eval_record_keeps_the_cached_data_file(run):
+    source = run / "results/demo/raw/medmcqa_validation.jsonl"
+    lines = source.read_text().splitlines()
+    record = json.loads(lines[2])
+    record["question"] = ""
+    lines[2] = json.dumps(record)
+    source.write_text("\n".join(lines) + "\n")
+    cached = (run / "results/data/medmcqa.jsonl").read_bytes()
+    line, diff = job_failure(run)
+    assert line == "results/demo/raw/medmcqa_validation.jsonl:3: field 'question' is empty", line
+    assert (run / "results/data/medmcqa.jsonl").read_bytes() == cached  # put back, not deleted
+    only_job_outputs(diff, "results/data/medmcqa", "logs/data/medmcqa")
