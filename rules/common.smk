@@ -285,3 +285,11 @@ def job_resources(stage):
         "runtime": spec["runtime"],
         "cpus_per_task": spec["cpus"],
     }
+
+
+onstart:
+    # after the DAG, before any job: a cluster run on a machine without the cluster's commands
+    # would fail each submission after Snakemake deleted the job's outputs
+    config_checks.check_executor_commands(
+        getattr(workflow.executor_plugin, "name", None), config_checks.which
+    )

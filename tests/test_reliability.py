@@ -733,3 +733,31 @@ def test_a_bad_eval_record_keeps_the_cached_data_file(run):
     assert line == "results/demo/raw/medmcqa_validation.jsonl:3: field 'question' is empty", line
     assert (run / "results/data/medmcqa.jsonl").read_bytes() == cached  # put back, not deleted
     only_job_outputs(diff, "results/data/medmcqa", "logs/data/medmcqa")
+
+
+def test_a_cluster_profile_without_its_commands_names_them():
+    from smf.config_checks import check_executor_commands
+
+    with pytest.raises(ConfigError, match=r"^executor: the slurm executor .* needs `sbatch`, "):
+        check_executor_commands("slurm", lambda command: None)
+    only_squeue = {"sbatch": "/bin/sbatch", "squeue": "/bin/squeue"}.get
+    check_executor_commands("slurm", only_squeue)  # squeue polls where sacct is missing
+    with pytest.raises(ConfigError, match="needs `sacct or squeue` on PATH"):
+        check_executor_commands("slurm", {"sbatch": "/bin/sbatch"}.get)
+    check_executor_commands(None, lambda command: None)  # local runs need nothing
+
+
+@pytest.mark.slow
+def test_the_slurm_profile_without_slurm_stops_before_deleting_anything(run):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    if shutil.which("sbatch"):
+        pytest.skip("sbatch is installed here")
+    before = snapshot(run)
+    proc = snakemake(run, "--profile", "profiles/slurm", "results/eval/base/medmcqa.json",
+                     "-R", "evaluate")  # fmt: skip
+    assert proc.returncode != 0
+    assert error_line(proc).startswith(
+        "executor: the slurm executor (--profile profiles/slurm) needs `sbatch`, `sacct or "
+        "squeue` on PATH, not found on this machine; no job was submitted"
+    ), error_line(proc)
+    assert changed(before, snapshot(run)) == set()

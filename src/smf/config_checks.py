@@ -10,6 +10,7 @@ is `<key.path>: <what is wrong>`.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -241,6 +242,32 @@ def check_experiments(config: Mapping) -> None:
                     f"{key}.arms.{arm}.smf.retrofit: further experiments start from the main "
                     "retrofit only (null)"
                 )
+
+
+# what each cluster executor calls: to submit, and (one of) to poll
+EXECUTOR_COMMANDS = {"slurm": (("sbatch",), ("sacct", "squeue"))}
+
+
+def which(command: str) -> str | None:
+    return shutil.which(command)
+
+
+def check_executor_commands(executor: str | None, find=which) -> None:
+    """Stop before any job when the executor's commands are missing (no Slurm here), rather
+    than fail every submission and show an older job's log as its failure."""
+    if executor not in EXECUTOR_COMMANDS:
+        return
+    submit, poll = EXECUTOR_COMMANDS[executor]
+    missing = [c for c in submit if find(c) is None]
+    if all(find(c) is None for c in poll):
+        missing.append(" or ".join(poll))
+    if missing:
+        raise ConfigError(
+            f"executor: the {executor} executor (--profile profiles/{executor}) needs "
+            f"{', '.join(f'`{m}`' for m in missing)} on PATH, not found on this machine; no job "
+            "was submitted and no output was deleted. Run where the cluster's commands are, or "
+            "without the profile to run jobs locally."
+        )
 
 
 def check_experiment_names(names: Iterable[str], taken: Mapping[str, str]) -> None:
