@@ -762,3 +762,14 @@ def test_the_slurm_profile_without_slurm_stops_before_deleting_anything(run):
         "squeue` on PATH, not found on this machine; no job was submitted"
     ), error_line(proc)
     assert changed(before, snapshot(run)) == set()
+
+
+def test_a_truncated_eval_json_says_how_to_rebuild_it(tmp_path):
+    from smf.report import load_eval_results
+
+    path = tmp_path / "medmcqa.json"
+    path.write_text('{"arm": "base", "value": 0.')
+    with pytest.raises(ValueError) as err:
+        load_eval_results([path])
+    assert str(err.value).startswith(f"{path}: not valid JSON (")
+    assert f"Rebuild it: `rm {path}` and run the same snakemake command again" in str(err.value)
