@@ -82,8 +82,9 @@ def exp_fingerprints(exp, models):
             continue
         arm, seed = model.rsplit("-seed", 1)
         run = [exp_arm(exp, arm), exp_train_config(exp, arm), int(seed)]
+        chain = freshness.chain_fingerprint(config, SMF_VERSION, spec["task_dataset"])
         out[model] = freshness.fingerprint(
-            CHAIN, exp, *run, spec["header"], spec["task_kind"]
+            chain, config.get("fact_task"), exp, *run, spec["header"], spec["task_kind"]
         )
     return out
 

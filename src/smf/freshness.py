@@ -18,21 +18,20 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-# Config sections every run's result depends on (the shared chain: demo world, data, base,
-# retrofit, background). The arms, probes, eval and seeds sections are not here: an arm's own
-# config enters only its own runs' fingerprints, so changing one arm reruns that arm only.
-CHAIN_KEYS = (
-    "demo",
-    "data",
-    "task",
-    "seeding",
-    "base",
-    "retrofit",
-    "retrofit_variants",
-    "background",
-    "fact_task",
-    "device",
-)
+# Config sections every run's result depends on (the shared chain: demo world, base, retrofit,
+# background, and the data sets they and the task read). The arms, probes, eval and seeds
+# sections are not here: an arm's own config enters only its own runs' fingerprints, so changing
+# one arm reruns that arm only; a probe's data reaches its evaluations through the data file.
+CHAIN_KEYS = ("demo", "task", "seeding", "base", "retrofit", "retrofit_variants", "background")
+CHAIN_EXTRA = ("device",)
+
+
+def _datasets(node: object) -> list[str]:
+    """Every `dataset:` value inside a config section (task, recovery, background, ...)."""
+    if isinstance(node, Mapping):
+        found = [node["dataset"]] if isinstance(node.get("dataset"), str) else []
+        return found + [name for value in node.values() for name in _datasets(value)]
+    return []
 
 
 def fingerprint(*parts: object) -> str:
@@ -41,9 +40,13 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def chain_fingerprint(config: Mapping, code: str) -> str:
-    """The fingerprint of the shared chain every model's result depends on."""
-    return fingerprint({key: config.get(key) for key in CHAIN_KEYS}, code)
+def chain_fingerprint(config: Mapping, code: str, *extra_datasets: str) -> str:
+    """The fingerprint of the shared chain every model's result depends on (`extra_datasets`:
+    an experiment's own task data)."""
+    sections = {key: config.get(key) for key in CHAIN_KEYS + CHAIN_EXTRA}
+    names = sorted(set(_datasets(sections)) | set(extra_datasets))
+    data = {name: config["data"].get(name) for name in names}
+    return fingerprint(sections, data, code)
 
 
 def run_outputs_gaps(runs: Mapping[str, Iterable[str]]) -> list[str]:
