@@ -293,3 +293,10 @@ onstart:
     config_checks.check_executor_commands(
         getattr(workflow.executor_plugin, "name", None), config_checks.which
     )
+    if (
+        getattr(workflow.executor_plugin, "name", "local")
+        in config_checks.EXECUTOR_COMMANDS
+    ):
+        freshness.clear_stale_logs(
+            str(log) for job in workflow.dag.needrun_jobs() for log in job.log
+        )

@@ -773,3 +773,24 @@ def test_a_truncated_eval_json_says_how_to_rebuild_it(tmp_path):
         load_eval_results([path])
     assert str(err.value).startswith(f"{path}: not valid JSON (")
     assert f"Rebuild it: `rm {path}` and run the same snakemake command again" in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_failed_slurm_submission_never_shows_an_older_log(run, tmp_path):
+    """sbatch (and every Slurm command) present but failing: the failure shows no log of an
+    earlier run (a cluster job's log is deleted only on its node, after a submission)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for command in ("sbatch", "squeue", "sacct", "sinfo", "scontrol"):
+        (fake / command).write_text(f"#!/bin/sh\necho '{command}: error: Invalid account' >&2\n"
+                                    "exit 1\n")  # fmt: skip
+        (fake / command).chmod(0o755)
+    (run / "logs/eval/base.log").write_text("OLD LOG FROM AN EARLIER RUN\n")
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    cmd = [*SNAKEMAKE, "--profile", "profiles/slurm", "results/eval/base/medmcqa.json",
+           "-R", "evaluate"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=run, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "Invalid account" in proc.stdout + proc.stderr  # the real cause is shown
+    assert "OLD LOG FROM AN EARLIER RUN" not in proc.stdout + proc.stderr

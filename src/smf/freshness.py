@@ -103,3 +103,17 @@ def warn(messages: Iterable[str]) -> None:
     """Print each warning to stderr where a dry run shows it."""
     for message in messages:
         print(f"WARNING: {message}", file=sys.stderr)
+
+
+def clear_stale_logs(paths: Iterable[str]) -> list[str]:
+    """Delete the logs of jobs about to be submitted to a cluster; returns those deleted.
+
+    A local job's log is deleted when the job starts; a cluster job's only once it runs on
+    its node, so a submission that fails (sbatch error) left the previous run's log in place
+    and `show-failed-logs` printed it as this failure's."""
+    deleted = []
+    for path in paths:
+        if Path(path).is_file():
+            Path(path).unlink()
+            deleted.append(path)
+    return deleted
