@@ -241,12 +241,19 @@ def model_artifact(model):
 def model_fingerprint(model):
     """The config a model's results depend on: evaluate and report rules carry it in params,
     so a changed run config reruns them even after a failed retrain deleted the run."""
-    if model == "base" or model in RETROFIT_MODELS:
+    if model == "base":
         return freshness.fingerprint(CHAIN, model)
+    if model in RETROFIT_MODELS:
+        variant = model.partition("-seed")[0].removeprefix("retrofit").lstrip("_")
+        return freshness.fingerprint(
+            CHAIN, model, freshness.variant_part(config, variant or None)
+        )
     arm, seed = model.rsplit("-seed", 1)
-    train = arm_train_config(arm)
-    header = config["task"]["header"]
-    return freshness.fingerprint(CHAIN, config["arms"][arm], train, int(seed), header)
+    run = [config["arms"][arm], arm_train_config(arm), int(seed)]
+    variant = config["arms"][arm].get("smf", {}).get("retrofit")
+    return freshness.fingerprint(
+        CHAIN, *run, config["task"]["header"], freshness.variant_part(config, variant)
+    )
 
 
 def fingerprints(models):

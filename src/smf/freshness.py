@@ -19,10 +19,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 # Config sections every run's result depends on (the shared chain: demo world, base, retrofit,
-# background, and the data sets they and the task read). The arms, probes, eval and seeds
+# background, and the data sets they and the task read; a retrofit variant only in the runs that
+# start from it, see variant_part). The arms, probes, eval and seeds
 # sections are not here: an arm's own config enters only its own runs' fingerprints, so changing
 # one arm reruns that arm only; a probe's data reaches its evaluations through the data file.
-CHAIN_KEYS = ("demo", "task", "seeding", "base", "retrofit", "retrofit_variants", "background")
+CHAIN_KEYS = ("demo", "task", "seeding", "base", "retrofit", "background")
 CHAIN_EXTRA = ("device",)
 
 
@@ -47,6 +48,15 @@ def chain_fingerprint(config: Mapping, code: str, *extra_datasets: str) -> str:
     names = sorted(set(_datasets(sections)) | set(extra_datasets))
     data = {name: config["data"].get(name) for name in names}
     return fingerprint(sections, data, code)
+
+
+def variant_part(config: Mapping, variant: str | None) -> object:
+    """A retrofit variant's config and data, for the models built from it only: adding a
+    variant must not make every other model's results out of date."""
+    if variant is None:
+        return None
+    spec = config["retrofit_variants"].get(variant)
+    return [spec, {name: config["data"].get(name) for name in sorted(set(_datasets(spec)))}]
 
 
 def run_outputs_gaps(runs: Mapping[str, Iterable[str]]) -> list[str]:
