@@ -794,3 +794,12 @@ def test_a_failed_slurm_submission_never_shows_an_older_log(run, tmp_path):
     assert proc.returncode != 0
     assert "Invalid account" in proc.stdout + proc.stderr  # the real cause is shown
     assert "OLD LOG FROM AN EARLIER RUN" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_changed_arm_reruns_that_arm_only(run):
+    """The fingerprints leave the other models' evaluations (base, retrofit) current."""
+    (run / "overlay.yaml").write_text("arms:\n  smf_tfidf: {train: {lr: 0.2}}\n")
+    jobs = planned(snakemake(run, "all", "-n", overlay=True))
+    assert jobs == {"finetune_smf": 1, "evaluate": 1, "tables": 1,
+                    "figures": 1, "tradeoff": 1, "all": 1}  # fmt: skip
