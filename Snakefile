@@ -46,3 +46,6 @@ rule all:
         rules.figures.output,
         rules.tradeoff.output,
         [target for targets in EXP_TARGETS.values() for target in targets],
+        # so that a deleted log, summary or eval JSON is rebuilt (rules/experiments.smk)
+        [path for records in RUN_RECORDS.values() for path in records],
+        ALL_EVALS,

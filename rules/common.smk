@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import smf
-from smf import config_checks, sweeps
+from smf import config_checks, freshness, sweeps
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
 # validate's own message dumps the schema before the key: report the failing key path first
@@ -38,6 +38,8 @@ RESULTS = "results"
 SMF_VERSION = (
     smf.__version__
 )  # a params value: a new library release reruns every stage
+# the shared chain's config (data, base, retrofit, background): part of every run's fingerprint
+CHAIN = freshness.chain_fingerprint(config, SMF_VERSION)
 DEVICE = config["device"]
 GPU = 0 if DEVICE == "cpu" else 1  # resources: a CPU run needs no GPU slot
 # base, retrofit and background run alone in the DAG; Snakemake caps this at --cores.
@@ -236,6 +238,29 @@ def model_artifact(model):
     return f"{run}/{'model' if ARM_KINDS[arm] == 'full' else 'adapter'}"
 
 
+def model_fingerprint(model):
+    """The config a model's results depend on: evaluate and report rules carry it in params,
+    so a changed run config reruns them even after a failed retrain deleted the run."""
+    if model == "base":
+        return freshness.fingerprint(CHAIN, model)
+    if model in RETROFIT_MODELS:
+        variant = model.partition("-seed")[0].removeprefix("retrofit").lstrip("_")
+        return freshness.fingerprint(
+            CHAIN, model, freshness.variant_part(config, variant or None)
+        )
+    arm, seed = model.rsplit("-seed", 1)
+    run = [config["arms"][arm], arm_train_config(arm), int(seed)]
+    variant = config["arms"][arm].get("smf", {}).get("retrofit")
+    return freshness.fingerprint(
+        CHAIN, *run, config["task"]["header"], freshness.variant_part(config, variant)
+    )
+
+
+def fingerprints(models):
+    """{model: fingerprint}: a report rule's params (see model_fingerprint)."""
+    return {model: model_fingerprint(model) for model in models}
+
+
 def eval_inputs(wildcards):
     inputs = {"base": f"{RESULTS}/models/base"}
     for probe, spec in config["probes"].items():
@@ -267,3 +292,18 @@ def job_resources(stage):
         "runtime": spec["runtime"],
         "cpus_per_task": spec["cpus"],
     }
+
+
+onstart:
+    # after the DAG, before any job: a cluster run on a machine without the cluster's commands
+    # would fail each submission after Snakemake deleted the job's outputs
+    config_checks.check_executor_commands(
+        getattr(workflow.executor_plugin, "name", None), config_checks.which
+    )
+    if (
+        getattr(workflow.executor_plugin, "name", "local")
+        in config_checks.EXECUTOR_COMMANDS
+    ):
+        freshness.clear_stale_logs(
+            str(log) for job in workflow.dag.needrun_jobs() for log in job.log
+        )

@@ -3,8 +3,10 @@ rule prepare_data:
     input:
         source_inputs,
     output:
-        "results/data/{dataset}.jsonl",
-        stats="results/data/{dataset}.stats.json",
+        # update: Snakemake keeps the cached file while the job runs and puts it back if the
+        # job fails (a bad source record), so a fixable mistake costs no cached data
+        update("results/data/{dataset}.jsonl"),
+        stats=update("results/data/{dataset}.stats.json"),
     log:
         "logs/data/{dataset}.log",
     conda:
@@ -18,8 +20,8 @@ rule prepare_data:
 
 use rule prepare_data as prepare_task_shuffle with:
     output:
-        "results/data/{dataset}.seed{seed}.jsonl",
-        stats="results/data/{dataset}.seed{seed}.stats.json",
+        update("results/data/{dataset}.seed{seed}.jsonl"),
+        stats=update("results/data/{dataset}.seed{seed}.stats.json"),
     log:
         "logs/data/{dataset}.seed{seed}.log",
     params:

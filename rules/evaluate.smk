@@ -15,6 +15,7 @@ rule evaluate:
         gpu=GPU,
     params:
         kind=lambda wc: model_kind(wc.model),
+        run=lambda wc: model_fingerprint(wc.model),
         probes=config["probes"],
         batch_size=config["eval"]["batch_size"],
         dtype=config["eval"]["dtype"],

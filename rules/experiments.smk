@@ -4,6 +4,15 @@
 # models (base, retrofit) on the forgetting probes. The rules are the main experiment's, one
 # set per experiment (names end in _<experiment>), and call the same scripts.
 
+config_checks.check_experiment_names(
+    EXPERIMENTS,
+    {
+        **{rule.name: f"the name of rule {rule.name}" for rule in workflow.rules},
+        **{arm: f"the target of arm arms.{arm}" for arm in FAMILIES},
+        "all": "the name of rule all (the default target)",
+    },
+)
+
 
 def exp_arm(exp, arm):
     return config["experiments"][exp]["arms"][arm]
@@ -63,6 +72,23 @@ def exp_eval_inputs(exp, probes):
     return inputs
 
 
+def exp_fingerprints(exp, models):
+    """{model: fingerprint} of an experiment's models (see model_fingerprint)."""
+    spec = EXPERIMENTS[exp]
+    out = {}
+    for model in models:
+        if model in EXP_REFERENCE_MODELS:
+            out[model] = model_fingerprint(model)
+            continue
+        arm, seed = model.rsplit("-seed", 1)
+        run = [exp_arm(exp, arm), exp_train_config(exp, arm), int(seed)]
+        chain = freshness.chain_fingerprint(config, SMF_VERSION, spec["task_dataset"])
+        out[model] = freshness.fingerprint(
+            chain, config.get("fact_task"), exp, *run, spec["header"], spec["task_kind"]
+        )
+    return out
+
+
 def exp_model_kind(exp, model):
     if model in EXP_REFERENCE_MODELS:
         return model_kind(model)
@@ -83,6 +109,32 @@ EXP_TARGETS = {
     ]
     for exp in EXPERIMENTS
 }
+
+# `all` requests every run's log and summary and every eval JSON, so a deleted one is planned
+# again (not only once something downstream reruns); rebuilding a log or summary retrains its
+# run, which is said before any job starts
+RUN_RECORDS = {
+    f"{RESULTS}/{folder}/{arm}/seed{seed}/{artifact}": [
+        f"{RESULTS}/{folder}/{arm}/seed{seed}/{name}"
+        for name in ("train_log.jsonl", "summary.json")
+    ]
+    for folder, runs, kind_of in [("runs", ARMS, ARM_KINDS.get)]
+    + [
+        (f"{exp}/runs", spec["runs"], lambda a, exp=exp: exp_arm(exp, a)["kind"])
+        for exp, spec in EXPERIMENTS.items()
+    ]
+    for arm in runs
+    for seed in SEEDS
+    for artifact in [ARTIFACTS[kind_of(arm)]]
+}
+ALL_EVALS = eval_files(MODELS) + [
+    path for exp in EXPERIMENTS for path in exp_report_files(exp)
+]
+if workflow.is_main_process:
+    freshness.warn(
+        freshness.run_outputs_gaps(RUN_RECORDS) + freshness.eval_gaps(ALL_EVALS)
+    )
+
 
 for _exp, _spec in EXPERIMENTS.items():
     _out = f"{RESULTS}/{_exp}"
@@ -162,6 +214,7 @@ for _exp, _spec in EXPERIMENTS.items():
                 gpu=GPU,
             params:
                 kind=lambda wc, exp=_exp: exp_model_kind(exp, wc.model),
+                run=lambda wc, exp=_exp: exp_fingerprints(exp, [wc.model])[wc.model],
                 probes={
                     p: {**config["probes"], **config["experiments"][_exp]["probes"]}[p]
                     for p in _probes
@@ -193,6 +246,9 @@ for _exp, _spec in EXPERIMENTS.items():
             arms=_spec["main_arms"],
             probes=_spec["probes"],
             note=STD_NOTE,
+            runs=exp_fingerprints(
+                _exp, EXP_REFERENCE_MODELS + exp_models(_exp, _spec["main_arms"])
+            ),
             code=SMF_VERSION,
         script:
             "../workflow/scripts/tables.py"
@@ -226,6 +282,7 @@ for _exp, _spec in EXPERIMENTS.items():
             },
             learning_probe=_spec["learning_probe"],
             forgetting_probes=_spec["forgetting_probes"],
+            runs=exp_fingerprints(_exp, exp_models(_exp, _spec["main_arms"])),
             code=SMF_VERSION,
         script:
             "../workflow/scripts/figures.py"
@@ -263,6 +320,7 @@ for _exp, _spec in EXPERIMENTS.items():
                 learning_probe=_learning,
                 forgetting_probes=_spec["forgetting_probes"],
                 settings=config["tradeoff"],
+                runs=exp_fingerprints(_exp, EXP_REFERENCE_MODELS + exp_models(_exp)),
                 code=SMF_VERSION,
             script:
                 "../workflow/scripts/tradeoff.py"
@@ -274,3 +332,10 @@ for _exp, _spec in EXPERIMENTS.items():
         default_target: False
         input:
             EXP_TARGETS[_exp],
+            [
+                path
+                for artifact, records in RUN_RECORDS.items()
+                if artifact.startswith(f"{_out}/runs/")
+                for path in records
+            ],
+            exp_report_files(_exp),

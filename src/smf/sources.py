@@ -32,6 +32,10 @@ SOURCE_KEYS = ("hub_id", "path", "config", "split")
 
 # Original-row index carried through filter/shuffle/limit so errors and ids point at the source.
 ROW_COLUMN = "__smf_row__"
+# Where each dataset's rows come from, so that errors name `file:line` (set_origin); a row's
+# index is its position in the source, before any filter or shuffle.
+_ORIGINS: dict[str, tuple[str, int]] = {}
+LINE_OF_FIRST_ROW = {".jsonl": 1, ".csv": 2}  # a CSV's first line is its header
 
 
 class DataError(ValueError):
@@ -271,6 +275,24 @@ def apply_limit(ds: datasets.Dataset, limit: int | None) -> datasets.Dataset:
     return ds.select(range(limit), keep_in_memory=True)
 
 
+def set_origin(name: str, source: dict) -> None:
+    """Record that dataset `name` is read from one local JSONL or CSV file (for `at`)."""
+    path = Path(str(source.get("path") or ""))
+    if source.get("path") and path.is_file() and path.suffix.lower() in LINE_OF_FIRST_ROW:
+        _ORIGINS[name] = (str(source["path"]), LINE_OF_FIRST_ROW[path.suffix.lower()])
+    else:
+        _ORIGINS.pop(name, None)
+
+
+def at(name: str, index: int) -> str:
+    """Where row `index` (0-based, in source order) is: `file:line` (1-based) for one local
+    JSONL/CSV file, else `name: record N` (1-based)."""
+    if name in _ORIGINS:
+        path, first = _ORIGINS[name]
+        return f"{path}:{index + first}"
+    return f"{name}: record {index + 1}"
+
+
 def with_row_index(ds: datasets.Dataset, name: str) -> datasets.Dataset:
     if ROW_COLUMN in ds.column_names:
         raise DataError(f"{name}: column name {ROW_COLUMN!r} is reserved")
@@ -286,13 +308,13 @@ def text_field(row: dict, field: str, name: str, index: int, *, allow_empty: boo
     """A string field; None/missing is malformed, "" only where allowed ("nan" is content)."""
     value = row.get(field)
     if value is None:
-        raise DataError(f"{name}: record {index}: field {field!r} is missing or null")
+        raise DataError(f"{at(name, index)}: field {field!r} is missing or null")
     if not isinstance(value, str):
         raise DataError(
-            f"{name}: record {index}: field {field!r} must be a string, got {type(value).__name__}"
+            f"{at(name, index)}: field {field!r} must be a string, got {type(value).__name__}"
         )
     if not allow_empty and not value.strip():
-        raise DataError(f"{name}: record {index}: field {field!r} is empty")
+        raise DataError(f"{at(name, index)}: field {field!r} is empty")
     return value
 
 
@@ -302,7 +324,7 @@ def optional_text(row: dict, field: str, name: str, index: int) -> str:
         return ""
     if not isinstance(value, str):
         raise DataError(
-            f"{name}: record {index}: field {field!r} must be a string, got {type(value).__name__}"
+            f"{at(name, index)}: field {field!r} must be a string, got {type(value).__name__}"
         )
     return value
 
@@ -315,7 +337,7 @@ def record_id(row: dict, name: str, index: int, field: str = "id") -> str:
     if is_int(value):
         return str(value)
     if not isinstance(value, str) or not value.strip():
-        raise DataError(f"{name}: record {index}: field {field!r} is missing or empty")
+        raise DataError(f"{at(name, index)}: field {field!r} is missing or empty")
     return value
 
 
@@ -336,11 +358,13 @@ def write_jsonl(records: Iterable[dict], path: str | os.PathLike) -> Path:
         with tmp.open("w", encoding="utf-8") as f:
             for index, record in enumerate(records):
                 if not isinstance(record, dict):
-                    raise DataError(f"{path}: record {index} is {type(record).__name__}, not dict")
+                    raise DataError(
+                        f"{path}: record {index + 1} is {type(record).__name__}, not dict"
+                    )
                 try:
                     line = json.dumps(record, ensure_ascii=False, allow_nan=False)
                 except (TypeError, ValueError) as err:
-                    raise DataError(f"{path}: record {index} is not valid JSON: {err}") from err
+                    raise DataError(f"{path}: record {index + 1} is not valid JSON: {err}") from err
                 f.write(line + "\n")
         os.replace(tmp, path)
     finally:

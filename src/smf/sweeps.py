@@ -11,6 +11,7 @@ arm and its sweep points form a *family*: one Pareto front in the trade-off repo
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 
 SWEEP_KEY = "lr_sweep"
@@ -52,3 +53,29 @@ def families(arms: Mapping[str, dict], run_arms: Sequence[str]) -> dict[str, lis
         arm: [arm] + [sweep_arm_name(arm, lr) for lr in arms[arm].get(SWEEP_KEY) or []]
         for arm in run_arms
     }
+
+
+def check_rates(arms: Mapping[str, dict], key: str = "arms") -> None:
+    """Raise ValueError (first line `<key>.<arm>...: cause`) for a NaN or infinite rate, or two
+    sweep rates whose names collide: `{lr:g}` keeps 6 significant digits, so 1.0e-3 and
+    1.0000001e-3 would both be `<arm>_lr0.001` and one run would silently replace the other."""
+    for arm, spec in arms.items():
+        rates = list(spec.get(SWEEP_KEY) or [])
+        own = spec.get("train", {}).get("lr")
+        named = [("train.lr", own)] if own is not None else []
+        named += [(f"{SWEEP_KEY}[{i}]", lr) for i, lr in enumerate(rates)]
+        for where, lr in named:
+            if isinstance(lr, (int, float)) and not math.isfinite(lr):
+                raise ValueError(
+                    f"{key}.{arm}.{where}: {lr} is not a finite learning rate (YAML .nan / .inf)"
+                )
+        seen: dict[str, float] = {}
+        for lr in rates:
+            name = sweep_arm_name(arm, lr)
+            if name in seen and seen[name] != lr:
+                raise ValueError(
+                    f"{key}.{arm}.{SWEEP_KEY}: rates {seen[name]!r} and {lr!r} both map to the "
+                    f"arm name {name!r} (6 significant digits), so one run would replace the "
+                    "other; use rates that differ within 6 significant digits"
+                )
+            seen[name] = lr
