@@ -2,7 +2,10 @@
 
 Scores are computed only for slots the batch actually read (count > 0), so a slot the
 batch never touched is never selected, and the work is proportional to the batch's reads.
-Ties are broken by the lower slot index (stable sort over ascending slot ids).
+Ties at the cut: "lowest_id" [ours] keeps the lower slot index (stable sort over ascending
+slot ids), so a selection does not depend on a sort algorithm; "topk" keeps what paper 3's code
+keeps: `torch.topk` over a dense float32 score vector of every slot (-inf where unread), whose
+order among equal scores is unspecified and may differ between CPU and CUDA.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import torch
 from smf.statistics import BackgroundStats
 
 METHODS = ("tfidf", "kl", "count")
+TIES = ("lowest_id", "topk")
 
 
 def slot_scores(
@@ -48,14 +52,38 @@ def slot_scores(
     raise ValueError(f"unknown selection method {method!r}; choose one of {METHODS}")
 
 
-def top_rows(slots: torch.Tensor, scores: torch.Tensor, top_t: int) -> torch.Tensor:
-    """The top_t slots by score (ties: lower slot id first); returned in ascending id order."""
+def top_rows(
+    slots: torch.Tensor,
+    scores: torch.Tensor,
+    top_t: int,
+    ties: str = "lowest_id",
+    n_slots: int | None = None,
+) -> torch.Tensor:
+    """The top_t slots by score, returned in ascending id order. Ties: see the module doc;
+    "topk" needs the table size n_slots, since topk's choice among ties depends on it."""
     if top_t < 1:
         raise ValueError(f"top_t must be >= 1, got {top_t}")
+    if ties == "topk":
+        return topk_rows(slots, scores, top_t, n_slots)
+    if ties != "lowest_id":
+        raise ValueError(f"unknown tie rule {ties!r}; choose one of {TIES}")
     order = torch.argsort(slots)
     slots, scores = slots[order], scores[order]
     ranked = torch.sort(scores, descending=True, stable=True).indices[:top_t]
     return torch.sort(slots[ranked]).values
+
+
+def topk_rows(
+    slots: torch.Tensor, scores: torch.Tensor, top_t: int, n_slots: int | None
+) -> torch.Tensor:
+    """Paper 3's cut: `torch.topk(dense, k=min(top_t, slots read))` (largest, sorted: its
+    defaults) on float32 scores of all n_slots slots, -inf where the batch read nothing."""
+    if n_slots is None:
+        raise ValueError("ties 'topk' needs the table size (n_slots)")
+    dense = torch.full((n_slots,), float("-inf"), dtype=torch.float32, device=scores.device)
+    dense[slots] = scores.to(torch.float32)
+    k = min(top_t, slots.numel())
+    return torch.sort(torch.topk(dense, k=k).indices).values
 
 
 def select_rows(
@@ -64,10 +92,15 @@ def select_rows(
     top_t: int,
     background: BackgroundStats | None,
     kl_eps: float = 0.0,
+    ties: str = "lowest_id",
 ) -> dict[int, torch.Tensor]:
-    """Per layer: the rows an SMF step will update."""
+    """Per layer: the rows an SMF step will update. With ties "topk" the table size comes
+    from the background statistics (paper 3 scores tfidf and kl only, which need them)."""
+    if ties == "topk" and background is None:
+        raise ValueError("ties 'topk' needs background statistics (for the table size)")
     out = {}
     for layer, (slots, counts) in slot_counts.items():
         scores = slot_scores(method, slots, counts, background, layer, kl_eps)
-        out[layer] = top_rows(slots, scores, top_t)
+        n_slots = background.doc_freq[layer].numel() if background is not None else None
+        out[layer] = top_rows(slots, scores, top_t, ties, n_slots)
     return out
