@@ -104,3 +104,28 @@ def test_topk_ties_need_the_table_size():
         select_rows("count", {0: (SLOTS, COUNTS)}, 2, None, ties="topk")
     with pytest.raises(ValueError, match="unknown tie rule"):
         top_rows(SLOTS, COUNTS.double(), 2, ties="random")
+
+
+@pytest.mark.parametrize("method", ["tfidf", "kl"])
+def test_float32_scores_are_paper3s_bit_for_bit(method):
+    """The scores `topk` ranks are paper 3's own float32 values, also where its float32 sum of
+    background reads rounds (here about 2.6e7 reads, above 2**24)."""
+    g = torch.Generator().manual_seed(0)
+    table = 4096
+    reads = torch.randint(0, 12_800, (table,), generator=g)
+    bg = BackgroundStats(n_docs=2000, doc_freq={0: reads % 2001}, reads={0: reads})
+    assert bg.total_reads[0] > 2**24
+    slots = torch.randperm(table, generator=g)[:300].sort().values
+    counts = torch.randint(1, 50, (300,), generator=g)
+    dense = torch.zeros(table, dtype=torch.long).index_put_((slots,), counts)
+    c = dense.float()
+    p = c / c.sum().float()
+    if method == "tfidf":
+        want = p * torch.log((bg.n_docs + 1.0) / (bg.doc_freq[0].float() + 1.0))
+    else:
+        a = bg.reads[0].float() + 1.0
+        want = p * torch.log((p + 1e-8) / (a / a.sum() + 1e-8))
+    got = slot_scores(method, slots, counts, bg, 0, 1e-8, torch.float32)
+    assert torch.equal(got, want[slots])
+    ours = slot_scores(method, slots, counts, bg, 0, 1e-8)  # float64: other last bits
+    assert not torch.equal(ours.float(), want[slots])

@@ -4,8 +4,9 @@ Scores are computed only for slots the batch actually read (count > 0), so a slo
 batch never touched is never selected, and the work is proportional to the batch's reads.
 Ties at the cut: "lowest_id" [ours] keeps the lower slot index (stable sort over ascending
 slot ids), so a selection does not depend on a sort algorithm; "topk" keeps what paper 3's code
-keeps: `torch.topk` over a dense float32 score vector of every slot (-inf where unread), whose
-order among equal scores is unspecified and may differ between CPU and CUDA.
+keeps: `torch.topk` over a dense vector of every slot's score (-inf where unread), computed in
+float32 as paper 3's code computes it; topk's order among equal scores is unspecified and may
+differ between CPU and CUDA.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ def slot_scores(
     background: BackgroundStats | None,
     layer: int,
     kl_eps: float = 0.0,
+    dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """Score of each read slot (float64), following paper 3's formulas.
+    """Score of each read slot, following paper 3's formulas: float64 (ours), or float32 as
+    paper 3's code computes them (kl's normaliser then a float32 sum over the whole table).
 
     tfidf: (c_i / sum c) * ln((N_docs + 1) / (df_i + 1))
     kl:    p_i * ln((p_i + eps) / (q_i + eps)), p_i = c_i / sum c,
            q_i = (a_i + 1) / sum_j (a_j + 1); paper 3's code uses eps = 1e-8, ours 0 (p, q > 0)
     count: c_i
     """
-    c = counts.to(torch.float64)
+    c = counts.to(dtype)
     if method == "count":
         return c
     if background is None:
@@ -42,12 +45,15 @@ def slot_scores(
         raise ValueError(f"background statistics have no layer {layer}")
     p = c / c.sum()
     if method == "tfidf":
-        df = background.doc_freq[layer].to(slots.device)[slots].to(torch.float64)
+        df = background.doc_freq[layer].to(slots.device)[slots].to(dtype)
         return p * torch.log((background.n_docs + 1) / (df + 1))
     if method == "kl":
         reads = background.reads[layer]
-        denom = background.total_reads[layer] + reads.numel()  # sum_j (a_j + 1), O(1)
-        q = (reads.to(slots.device)[slots].to(torch.float64) + 1) / denom
+        if dtype == torch.float64:
+            denom = background.total_reads[layer] + reads.numel()  # sum_j (a_j + 1), O(1)
+        else:  # paper 3 rounds this sum (above 2**24 reads), so compute it as it does
+            denom = (reads.to(slots.device).to(dtype) + 1).sum()
+        q = (reads.to(slots.device)[slots].to(dtype) + 1) / denom
         return p * torch.log((p + kl_eps) / (q + kl_eps))
     raise ValueError(f"unknown selection method {method!r}; choose one of {METHODS}")
 
@@ -77,7 +83,7 @@ def topk_rows(
     slots: torch.Tensor, scores: torch.Tensor, top_t: int, n_slots: int | None
 ) -> torch.Tensor:
     """Paper 3's cut: `torch.topk(dense, k=min(top_t, slots read))` (largest, sorted: its
-    defaults) on float32 scores of all n_slots slots, -inf where the batch read nothing."""
+    defaults) on the float32 scores of all n_slots slots, -inf where the batch read nothing."""
     if n_slots is None:
         raise ValueError("ties 'topk' needs the table size (n_slots)")
     dense = torch.full((n_slots,), float("-inf"), dtype=torch.float32, device=scores.device)
@@ -100,7 +106,8 @@ def select_rows(
         raise ValueError("ties 'topk' needs background statistics (for the table size)")
     out = {}
     for layer, (slots, counts) in slot_counts.items():
-        scores = slot_scores(method, slots, counts, background, layer, kl_eps)
+        dtype = torch.float32 if ties == "topk" else torch.float64  # paper 3's, for its ties
+        scores = slot_scores(method, slots, counts, background, layer, kl_eps, dtype)
         n_slots = background.doc_freq[layer].numel() if background is not None else None
         out[layer] = top_rows(slots, scores, top_t, ties, n_slots)
     return out
