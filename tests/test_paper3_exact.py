@@ -16,13 +16,15 @@ import math
 
 import pytest
 import torch
-from conftest import make_tiny_qwen2
+import yaml
+from conftest import REPO, make_tiny_qwen2
 
 from smf.arms import setup_smf
 from smf.batching import collate, loss_weights, step_batches, tokenize
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, memories, retrofit
 from smf.sparse_optim import clip_gradients
+from smf.stages import SELECTION_KEYS
 from smf.statistics import compute_background
 from smf.train import RowSelection, TrainConfig, train
 
@@ -237,6 +239,28 @@ def test_torch_clip_is_torchs_formula_and_ours_differs_in_the_last_bits():
     assert differ > 0
     with pytest.raises(ValueError, match="clip must be one of"):
         clip_gradients([], 1.0, "fused")
+
+
+def test_torch_clip_refuses_sparse_gradients():
+    p = torch.nn.Parameter(torch.zeros(4, 2))
+    p.grad = torch.eye(4, 2).to_sparse()
+    with pytest.raises(ValueError, match="dense gradients"):
+        clip_gradients([p], 1.0, "torch")
+
+
+def test_the_paper_profiles_paper3_arms_set_ties_and_clipping():
+    """What the README's table says the `*_paper3` arms set, and that stages passes it on."""
+    arms = yaml.safe_load((REPO / "config/config.yaml").read_text())["arms"]
+    paper3 = {name: arm for name, arm in arms.items() if name.endswith("_paper3")}
+    assert len(paper3) == 6
+    for name, arm in paper3.items():
+        smf = arm["smf"]
+        selection = RowSelection(
+            method=smf["method"], top_t=smf["top_t"], background=None,
+            **{field: smf[key] for key, field in SELECTION_KEYS.items() if key in smf},
+        )  # fmt: skip
+        assert selection.ties == "topk", name
+        assert TrainConfig(**arm["train"]).clip == "torch", name
 
 
 def test_step_mode_differs_from_the_transcribed_rule(tokenizer, tmp_path):
