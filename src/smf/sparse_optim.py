@@ -59,6 +59,25 @@ def clip_grad_norm(params: Iterable[nn.Parameter], max_norm: float) -> torch.Ten
     return norm
 
 
+CLIPS = ("smf", "torch")
+
+
+def clip_gradients(params: Iterable[nn.Parameter], max_norm: float, how: str) -> torch.Tensor:
+    """Clip by `how`: "smf" (ours, takes sparse gradients) or "torch", i.e.
+    `torch.nn.utils.clip_grad_norm_` as the HF Trainer calls it (paper 3): per-tensor norms,
+    then the norm of those, which rounds differently from ours in the last bits. Like the
+    Trainer, "torch" does not clip at max_norm 0; the norm is still returned for the log."""
+    if how == "smf":
+        return clip_grad_norm(params, max_norm)
+    if how != "torch":
+        raise ValueError(f"clip must be one of {CLIPS}, got {how!r}")
+    params = [p for p in params if p.grad is not None]
+    if any(p.grad.is_sparse for p in params):
+        raise ValueError("clip 'torch' needs dense gradients (optimizer masked_adamw)")
+    limit = max_norm if max_norm > 0 else float("inf")
+    return torch.nn.utils.clip_grad_norm_(params, limit)
+
+
 @contextlib.contextmanager
 def combining_rows(params: Iterable[nn.Parameter]) -> Iterator[None]:
     """While open, sparse gradients keep one row per slot instead of one per read.

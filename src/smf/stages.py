@@ -245,7 +245,9 @@ def background_stats(
 
 
 # arms.<arm>.smf keys -> RowSelection fields (absent keys keep RowSelection's defaults)
-SELECTION_KEYS = {"count_tokens": "count_tokens", "select_per": "per", "kl_eps": "kl_eps"}
+SELECTION_KEYS = {
+    "count_tokens": "count_tokens", "select_per": "per", "kl_eps": "kl_eps", "select_ties": "ties",
+}  # fmt: skip
 
 
 def task_texts(task_path: str | Path, header: str, kind: str = "multiple_choice") -> list[str]:

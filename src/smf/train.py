@@ -31,8 +31,8 @@ from smf.diagnostics import (
     run_diagnostics,
 )
 from smf.retrofit import memories
-from smf.selection import select_rows
-from smf.sparse_optim import clip_grad_norm, combining_rows, keep_rows, restrict_grad_to_rows
+from smf.selection import TIES, select_rows
+from smf.sparse_optim import CLIPS, clip_gradients, combining_rows, keep_rows, restrict_grad_to_rows
 from smf.statistics import BackgroundStats, SlotCounter, recording
 
 SCHEDULES = ("cosine", "constant")
@@ -64,6 +64,7 @@ class TrainConfig:
     warmup_steps: int = 100
     schedule: str = "cosine"
     max_grad_norm: float = 1.0
+    clip: str = "smf"  # one of CLIPS; "torch": torch's clip_grad_norm_, as paper 3's Trainer
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
@@ -81,6 +82,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
+        check_choice("clip", self.clip, CLIPS)
         precision.check(self.precision)
         if self.log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {self.log_every}")
@@ -110,8 +112,10 @@ class RowSelection:
     count_tokens: str = "attention"
     per: str = "step"
     kl_eps: float = 0.0  # paper 3's code: 1e-8
+    ties: str = "lowest_id"  # at the top-t cut; "topk": paper 3's (smf.selection)
 
     def __post_init__(self) -> None:
+        check_choice("select_ties", self.ties, TIES)
         check_choice("selection per", self.per, SELECT_PER)
         check_choice("count_tokens", self.count_tokens, COUNT_TOKENS)
 
@@ -132,7 +136,7 @@ class RowSelection:
         """The rows to keep per layer; `trace` is told what was read and kept (diagnostics)."""
         counts = counter.counts()
         counter.reset()
-        rows = select_rows(self.method, counts, self.top_t, self.background, self.kl_eps)
+        rows = select_rows(self.method, counts, self.top_t, self.background, self.kl_eps, self.ties)
         if trace is not None:
             trace.add(counts, rows)
         return rows
@@ -322,7 +326,9 @@ def train(
             if selection and not per_micro:
                 for layer, rows in selection.choose(counter, trace).items():
                     restrict_grad_to_rows(mems[layer].values, rows)
-            grad_norm = clip_grad_norm(params, cfg.max_grad_norm)
+            # "torch" clips model.parameters() in their order, as the HF Trainer does
+            clip_params = model.parameters() if cfg.clip == "torch" else params
+            grad_norm = clip_gradients(clip_params, cfg.max_grad_norm, cfg.clip)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
