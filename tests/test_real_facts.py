@@ -187,3 +187,14 @@ def test_selection_on_fixture_records():
     task = build_task(split.facts, split.known)
     assert not held_out_leaks(task)
     assert random_answer_chance(split.facts) < 0.05
+
+
+def test_chat_wording_is_smollm2_template(smollm2_gguf):
+    from transformers import AutoTokenizer
+
+    from smf.real_fact_templates import CHATML, training_text
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+    turns = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A"}]
+    assert training_text("chat", "Q?", "A") == CHATML.format(q="Q?", a="A")
+    assert CHATML.format(q="Q?", a="A") == tokenizer.apply_chat_template(turns, tokenize=False)

@@ -38,9 +38,13 @@ FRAMES: dict[str, Callable[[str], str]] = {
     "quiz": lambda q: f"Quiz question: {q} (short answer)",
     "trivia": lambda q: f"Here is a trivia question. {q} Reply briefly.",
 }
-# SmolLM2's chat template (ChatML) for one user turn and the assistant's reply, written out so
-# that building the task needs no tokenizer; a model with another template passes its own.
-CHATML = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>"
+# SmolLM2-Instruct's chat template (ChatML with its default system prompt, as
+# `apply_chat_template` writes one user turn and the reply), written out so that building the
+# task needs no tokenizer; a model with another template passes its own.
+CHATML = (
+    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    "<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>\n"
+)
 # Other training wordings, each a full text from the question q and answer a.
 STATEMENTS: dict[str, str] = {
     "qa_short": "Q: {q}\nA: {a}",
