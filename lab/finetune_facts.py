@@ -113,10 +113,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--trained", default=",".join(DEFAULT_TRAINED))
     parser.add_argument("--eval-every-epoch", action="store_true")
+    parser.add_argument("--provisional", action="store_true", help="records without answers")
+    parser.add_argument("--save-model", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rows = [json.loads(line) for line in args.answers.open()]
+    if args.provisional:  # no cached answers yet: every record counts as wrong, no K
+        rows = [{**r, "output": "", "gold_logprob": 0.0, "gold_tokens": 1} for r in rows]
     n_right = sum(qa_correct_paper3(r["output"], r["aliases"]) for r in rows)
     sizes = SelectionSizes(n_facts=args.n_facts, n_known=min(args.n_known, n_right))
     split = select_facts(rows, sizes, seed=args.seed)
@@ -136,6 +140,9 @@ def main() -> None:
         "taught": evaluate(model, tokenizer, probes["taught"], mnt),
         "known": cached(split.known),
     }
+    if args.provisional:
+        before["held_out"] = evaluate(model, tokenizer, probes["held_out"], mnt)
+        del probes["known"], before["known"]
     t_eval = time.time() - t0
     t1 = time.time()
     per_epoch = []
@@ -158,7 +165,7 @@ def main() -> None:
     result = {"args": {k: str(v) for k, v in vars(args).items()}, "counts": split.counts}
     result["chance_random_answer_pct"] = {
         "facts": round(100 * random_answer_chance(split.facts), 2),
-        "known": round(100 * random_answer_chance(split.known), 2),
+        "known": round(100 * random_answer_chance(split.known), 2) if split.known else None,
     }
     for k in probes:
         b, a = before[k], after[k]
@@ -180,6 +187,9 @@ def main() -> None:
         "train": t_train,
         "total": time.time() - t0,
     }
+    if args.save_model is not None:
+        model.save_pretrained(args.save_model)
+        tokenizer.save_pretrained(args.save_model)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k not in ("args", "raw")}, indent=1))
