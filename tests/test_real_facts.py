@@ -24,6 +24,7 @@ from smf.real_facts import (
     question_key,
     random_answer_chance,
     select_facts,
+    whole_word_correct,
 )
 
 # ../shared/fixtures/real beside the checkout, as conftest.REAL_FIXTURES; a worktree elsewhere
@@ -198,3 +199,13 @@ def test_chat_wording_is_smollm2_template(smollm2_gguf):
     turns = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A"}]
     assert training_text("chat", "Q?", "A") == CHATML.format(q="Q?", a="A")
     assert CHATML.format(q="Q?", a="A") == tokenizer.apply_chat_template(turns, tokenize=False)
+
+
+def test_known_needs_whole_word_answer():
+    rows = synthetic_rows()
+    rows[3]["output"] = " answer30 and more"  # substring "answer3" but not the word
+    split = select_facts(rows, SelectionSizes(n_facts=5, n_known=5))
+    assert "q3" not in {r["id"] for r in split.known}
+    assert split.counts["right"] == 20 and split.counts["right_usable"] == 19
+    assert whole_word_correct(" 1200 pounds", ["20"]) is False
+    assert whole_word_correct(" It is Winnipeg.", ["Winnipeg"]) is True

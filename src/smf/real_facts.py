@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from smf.prompts import (
     PAPER3,
     check_protocol,
+    normalize_official,
     normalize_paper3,
     qa_correct_lm_eval,
     qa_correct_paper3,
@@ -39,6 +40,9 @@ class SelectionSizes:
     n_known: int = 100
     max_answer_words: int = 4
     max_gold_logprob: float | None = None
+    # K also needs an alias as whole words of the output: paper 3's substring match counts
+    # "12" right for "1" and "1200" for "20", which is no knowledge to retain
+    whole_word_known: bool = True
 
     def __post_init__(self) -> None:
         if self.n_facts < 1 or self.n_known < 0:
@@ -60,6 +64,14 @@ def is_correct(output: str, aliases: Sequence[str], protocol: str = PAPER3) -> b
     """The QA probe's verdict on one cached output (the same match the probe scores with)."""
     check_protocol(protocol)
     return (qa_correct_paper3 if protocol == PAPER3 else qa_correct_lm_eval)(output, aliases)
+
+
+def whole_word_correct(output: str, aliases: Sequence[str]) -> bool:
+    """An alias occurs as whole words of the output (official TriviaQA normalisation)."""
+    padded = f" {normalize_official(output)} "
+    return any(
+        f" {alias} " in padded for alias in (normalize_official(a) for a in aliases) if alias
+    )
 
 
 def answer_keys(record: Mapping) -> set[str]:
@@ -136,7 +148,11 @@ def select_facts(
     answer never counts as another's. Raises when either set falls short of its size."""
     sizes = sizes or SelectionSizes()
     verdicts = [is_correct(r["output"], r["aliases"], protocol) for r in rows]
-    right = [r for r, ok in zip(rows, verdicts, strict=True) if ok]
+    right = [
+        r
+        for r, ok in zip(rows, verdicts, strict=True)
+        if ok and (not sizes.whole_word_known or whole_word_correct(r["output"], r["aliases"]))
+    ]
     wrong = [r for r, ok in zip(rows, verdicts, strict=True) if not ok]
     teachable = [r for r in wrong if _teachable(r, sizes)]
     rng = random.Random(seed)
@@ -148,7 +164,8 @@ def select_facts(
     facts, facts_collided = _take(teachable, sizes.n_facts, questions, answers)
     counts = {
         "rows": len(rows),
-        "right": len(right),
+        "right": sum(verdicts),
+        "right_usable": len(right),
         "wrong": len(wrong),
         "wrong_teachable": len(teachable),
         "known_collided": known_collided,
@@ -161,7 +178,7 @@ def select_facts(
     if len(known) < sizes.n_known:
         raise ValueError(
             f"only {len(known)} usable questions the base model answers right "
-            f"(of {len(right)} right in {len(rows)}); need n_known = {sizes.n_known}"
+            f"(of {sum(verdicts)} right in {len(rows)}); need n_known = {sizes.n_known}"
         )
     if len(facts) < sizes.n_facts:
         raise ValueError(
