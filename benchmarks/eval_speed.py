@@ -8,8 +8,9 @@ set (CPU) or allocated CUDA memory seen during the call. The per-question result
 too: MedMCQA predictions, TriviaQA filtered answers, WikiText word perplexity. Last line:
 `max ratio: X`, the largest project / lm-eval time over the tasks.
 
-    python benchmarks/eval_speed.py                      # CPU, a few minutes
-    python benchmarks/eval_speed.py --medmcqa 300 --triviaqa 100 --wikitext-pages 5 --window 0
+    python benchmarks/eval_speed.py                 # small sizes: a few minutes on a free CPU
+    python benchmarks/eval_speed.py --medmcqa 300 --triviaqa 32 --max-new-tokens 256 \
+        --wikitext-pages 5 --window 0              # issue 26's sizes (window 0: 8,192)
 
 Skips (exit 0) without lm_eval, the GGUF (tools/fetch_smollm2.py) or the fixtures.
 """
@@ -155,9 +156,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--gguf", type=Path, default=DEFAULT_GGUF)
     ap.add_argument("--model-dir", type=Path, help="a converted base model (skips conversion)")
     ap.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES)
-    ap.add_argument("--medmcqa", type=int, default=40, help="MedMCQA eval-part questions")
-    ap.add_argument("--triviaqa", type=int, default=32, help="TriviaQA questions (at most 32)")
-    ap.add_argument("--max-new-tokens", type=int, default=256, help="TriviaQA budget")
+    ap.add_argument("--medmcqa", type=int, default=20, help="MedMCQA eval-part questions")
+    ap.add_argument("--triviaqa", type=int, default=16, help="TriviaQA questions (at most 32)")
+    ap.add_argument("--max-new-tokens", type=int, default=48, help="lm-eval's own: 256")
     ap.add_argument("--wikitext-pages", type=int, default=1, help="the last N WikiText-2 pages")
     ap.add_argument("--window", type=int, default=1024, help="0: the model's maximum (8,192)")
     ap.add_argument("--batch-size", type=int, default=8, help="both sides")
