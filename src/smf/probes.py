@@ -101,7 +101,9 @@ def forward_states(model: torch.nn.Module, **inputs):
     if "cache" in inputs and "cache" not in inspect.signature(module.forward).parameters:
         inputs["past_key_values"] = inputs.pop("cache")  # transformers before the rename
     out = module(**inputs)
-    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    cache = getattr(out, "cache", None)
+    if cache is None:  # transformers before the rename
+        cache = getattr(out, "past_key_values", None)
     if decoder is None:
         return out.logits, lambda states: states, cache
     return out.last_hidden_state, head, cache
