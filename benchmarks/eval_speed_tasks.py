@@ -61,7 +61,7 @@ def build_runs(model, tokenizer, args: argparse.Namespace, folder: Path):
 
     from lm_eval.models.huggingface import HFLM
 
-    from smf import perplexity, probes, prompts, qa_probe
+    from smf import probes, prompts, qa_probe
 
     sys.path.insert(0, str(REPO / "tests"))
     import real_records
@@ -115,25 +115,7 @@ def build_runs(model, tokenizer, args: argparse.Namespace, folder: Path):
         described["triviaqa"] = f"{len(records)} questions, greedy <= {args.max_new_tokens} tokens"
         checks["triviaqa"] = _check_triviaqa
     if "wikitext" in args.tasks:
-        window = args.window or perplexity.model_max_length(model, tokenizer)
-        pages = real_records.wikitext2_pages_lm_eval(real)[-args.wikitext_pages :]
-        rows = _last_pages_rows(real_records.wikitext2_raw_rows(real), args.wikitext_pages)
-        lm_window = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch, max_length=window)
-        task = _write_task(folder, "speed_wikitext", "wikitext/wikitext.yaml",
-                           [{"page": p} for p in pages], "test")  # fmt: skip
-        runs["wikitext"] = {
-            "lm_eval": _harness(lm_window, folder, task),
-            "project": partial(
-                perplexity.perplexity,
-                model,
-                tokenizer,
-                rows,
-                protocol=prompts.LM_EVAL,
-                max_length=window,
-                batch_size=batch,
-            ),  # fmt: skip
-        }
-        described["wikitext"] = f"{len(pages)} pages, window {window:,}"
+        runs["wikitext"], described["wikitext"] = _wikitext(model, tokenizer, args, folder)
         checks["wikitext"] = _check_wikitext
 
     def check(timings: dict) -> list[str]:
@@ -172,3 +154,31 @@ def _check_wikitext(theirs, ours: dict) -> str:
     theirs_ppl = theirs[0]["word_perplexity,none"]
     rel = abs(ours["value"] - theirs_ppl) / theirs_ppl
     return f"wikitext: word perplexity {ours['value']:.4f} vs {theirs_ppl:.4f} (rel diff {rel:.1e})"
+
+
+def _wikitext(model, tokenizer, args: argparse.Namespace, folder: Path) -> tuple[dict, str]:
+    """Both sides of the WikiText-2 task (lm-eval's HFLM gets the same window) and its label."""
+    import real_records  # on sys.path since build_runs
+    from lm_eval.models.huggingface import HFLM
+
+    from smf import perplexity, prompts
+
+    window = args.window or perplexity.model_max_length(model, tokenizer)
+    pages = real_records.wikitext2_pages_lm_eval(args.fixtures)[-args.wikitext_pages :]
+    rows = _last_pages_rows(real_records.wikitext2_raw_rows(args.fixtures), args.wikitext_pages)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size, max_length=window)
+    task = _write_task(folder, "speed_wikitext", "wikitext/wikitext.yaml",
+                       [{"page": p} for p in pages], "test")  # fmt: skip
+    runs = {
+        "lm_eval": _harness(lm, folder, task),
+        "project": partial(
+            perplexity.perplexity,
+            model,
+            tokenizer,
+            rows,
+            protocol=prompts.LM_EVAL,
+            max_length=window,
+            batch_size=args.batch_size,
+        ),  # fmt: skip
+    }
+    return runs, f"{len(pages)} pages, window {window:,}"
