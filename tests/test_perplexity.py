@@ -10,6 +10,7 @@ import torch
 from conftest import REQUIRED_KEYS
 
 from smf.perplexity import mean_nll, perplexity, rolling_windows, sliding_windows, text_windows
+from smf.probes import WINDOW_BATCH_TOKENS, window_batches
 from smf.prompts import count_words, wikitext_detokenize, wikitext_paper3_text
 
 SENTENCE = " Robert Boulter is an English film , television and theatre actor .\n"
@@ -140,3 +141,16 @@ def test_lm_eval_perplexity_is_word_level_over_detokenized_pages(tiny_qwen2, tok
     assert result["value"] == result["word_perplexity"]
     assert result["word_perplexity"] == pytest.approx(math.exp(total_nll / words), rel=1e-5)
     assert result["bits_per_byte"] == pytest.approx(math.log2(result["byte_perplexity"]))
+
+
+def test_window_batches_bound_count_and_padded_tokens() -> None:
+    """Longest first; at most batch_size windows and WINDOW_BATCH_TOKENS padded tokens, except
+    a longer window, which goes alone; every window exactly once."""
+    windows = [([0] * n, 1) for n in (10, 5000, 3000, 9000, 2, 4096, 4096)]
+    out = window_batches(windows, batch_size=3)
+    assert sorted(len(w[0]) for b in out for w in b) == sorted(len(w[0]) for w in windows)
+    for batch in out:
+        width = len(batch[0][0])
+        assert all(len(w[0]) <= width for w in batch) and len(batch) <= 3
+        assert len(batch) == 1 or len(batch) * width <= WINDOW_BATCH_TOKENS
+    assert [len(b) for b in out] == [1, 1, 2, 2, 1]

@@ -138,3 +138,21 @@ def test_lm_eval_mcq_follows_a_model_that_prefers_one_letter(tokenizer) -> None:
     assert {a["predicted"] for a in result["answers"]} == {"C"}
     assert result["acc_norm"] == 0.5
     assert result["always_A_baseline"] == 0.25
+
+
+def test_shared_contexts_match_unbatched_brute_force(tokenizer) -> None:
+    """Contexts of different lengths, each with one-token and multi-token continuations, in
+    batches that split and mix them: each score is the full-window forward pass's."""
+    model = make_tiny_qwen2(initializer_range=VARIED_INIT)
+    contexts = ["Question: Who?\nAnswer:", "A", "Medical exam question:\nQuestion: Which?\nAnswer:"]
+    continuations = [" A", " B. Seville", " C. much longer continuation here", " D"]
+    requests = [(c, o) for c in contexts for o in continuations] + [(contexts[1], " A")]
+    for batch_size in (1, 3, 32):
+        scored = continuation_logprobs(model, tokenizer, requests, batch_size=batch_size)
+        for (context, continuation), (total, n_tokens) in zip(requests, scored, strict=True):
+            ids = _ids(tokenizer, context) + _ids(tokenizer, continuation)
+            n = len(_ids(tokenizer, continuation))
+            log_probs = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+            expected = sum(log_probs[len(ids) - n + i - 1, ids[len(ids) - n + i]] for i in range(n))
+            assert n_tokens == n
+            assert total == pytest.approx(expected.item(), abs=1e-4)

@@ -6,7 +6,7 @@ import pytest
 from conftest import REQUIRED_KEYS, VARIED_INIT, make_tiny_qwen2
 
 from smf.prompts import qa_correct_paper3, qa_prompt
-from smf.qa_probe import generate_answers, qa_accuracy
+from smf.qa_probe import _generate, _greedy, generate_answers, qa_accuracy
 
 QUESTIONS = [
     "Who was the man behind The Chipmunks?",
@@ -55,3 +55,21 @@ def test_qa_record_without_aliases_is_rejected(tiny_qwen2, tokenizer) -> None:
             tokenizer,
             [{"question": "Q?", "aliases": ["a"]}, {"id": "x", "question": "Q?"}],
         )
+
+
+@pytest.mark.parametrize("stops", [(), ("\n", ".", ","), ("e", " ")])
+def test_greedy_with_rows_leaving_matches_model_generate(tokenizer, stops) -> None:
+    """The KV-cache loop that drops stopped rows decodes exactly what model.generate does on
+    the same left-padded batch (stop strings that end rows early, or none)."""
+    model = make_tiny_qwen2(initializer_range=VARIED_INIT)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id  # else generate never pads
+    rows = [tokenizer(qa_prompt(q))["input_ids"] for q in QUESTIONS]
+    plain = _greedy(model, tokenizer, rows, 12, stops)
+    reference = _generate(model, tokenizer, rows, 12, stops)
+    for row, ref in zip(plain, reference, strict=True):  # generate pads rows that stopped
+        assert ref == row + [tokenizer.pad_token_id] * (len(ref) - len(row))
+    assert [tokenizer.decode(t, skip_special_tokens=True) for t in plain] == [
+        tokenizer.decode(t, skip_special_tokens=True) for t in reference
+    ]
+    if "e" in stops:
+        assert len({len(t) for t in plain}) > 1  # some rows stopped early

@@ -11,6 +11,7 @@ smf.prompts.
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -68,6 +69,63 @@ def encode(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+# Logits are computed for at most this many elements at a time (256 MB in float32), so scoring
+# long windows never holds a (batch x window x vocabulary) tensor.
+_LOGIT_CHUNK_ELEMENTS = 2**26
+# A batch of windows holds at most this many padded tokens (one longer window goes alone), which
+# bounds activation and attention memory: lm-eval's default window of 8,192 tokens scores alone.
+WINDOW_BATCH_TOKENS = 8192
+# Config fields that mean the logits are not just the output head applied to the hidden states.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+def _trunk_and_head(model: torch.nn.Module):
+    """(decoder, output head) when the model's logits are exactly head(decoder(...)), else
+    (None, None). Calling them apart lets the probes compute logits only where they score."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    if decoder is None or decoder is model or not isinstance(head, torch.nn.Linear):
+        return None, None
+    if any(getattr(config, name, None) not in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS):
+        return None, None
+    return decoder, head
+
+
+def forward_states(model: torch.nn.Module, **inputs):
+    """(states, to_logits, cache): states are hidden states with to_logits the output head when
+    the model splits cleanly (see `_trunk_and_head`), else the logits with to_logits identity."""
+    decoder, head = _trunk_and_head(model)
+    module = model if decoder is None else decoder
+    if "cache" in inputs and "cache" not in inspect.signature(module.forward).parameters:
+        inputs["past_key_values"] = inputs.pop("cache")  # transformers before the rename
+    out = module(**inputs)
+    cache = getattr(out, "cache", None)
+    if cache is None:  # transformers before the rename
+        cache = getattr(out, "past_key_values", None)
+    if decoder is None:
+        return out.logits, lambda states: states, cache
+    return out.last_hidden_state, head, cache
+
+
+def target_log_probs(states: torch.Tensor, to_logits, targets: Sequence[int]) -> torch.Tensor:
+    """Log-prob of each target from the states (one position per target), logits computed in
+    chunks of bounded size; only these positions go through a float32 log-softmax."""
+    if len(targets) != states.shape[0]:
+        raise ValueError(f"{len(targets)} targets for {states.shape[0]} positions")
+    if not targets:
+        return states.new_zeros(0, dtype=torch.float32)
+    targets_t = torch.tensor(list(targets), device=states.device)
+    vocab = to_logits.out_features if isinstance(to_logits, torch.nn.Linear) else states.shape[-1]
+    step = max(1, _LOGIT_CHUNK_ELEMENTS // vocab)
+    out = []
+    for start in range(0, len(targets), step):
+        log_probs = to_logits(states[start : start + step]).float().log_softmax(dim=-1)
+        out.append(log_probs.gather(-1, targets_t[start : start + step, None]).squeeze(-1))
+    return torch.cat(out)
+
+
 def _score_window_batch(model: torch.nn.Module, windows: Sequence[Window]) -> list[torch.Tensor]:
     """Per-token log-probs of each window's targets, from one right-padded forward pass."""
     lengths = [len(tokens) - 1 for tokens, _ in windows]
@@ -83,29 +141,50 @@ def _score_window_batch(model: torch.nn.Module, windows: Sequence[Window]) -> li
     for row, (tokens, _) in enumerate(windows):
         input_ids[row, : len(tokens) - 1] = torch.tensor(tokens[:-1])
         attention_mask[row, : len(tokens) - 1] = 1
-    logits = model(
-        input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False
-    ).logits
-
-    scores = []
-    for row, ((tokens, n_scored), length) in enumerate(zip(windows, lengths, strict=True)):
-        # Only the scored positions go through a float32 log-softmax (saves memory at 150k vocab).
-        log_probs = logits[row, length - n_scored : length].float().log_softmax(dim=-1)
-        targets = torch.tensor(tokens[-n_scored:], device=log_probs.device)
-        scores.append(log_probs.gather(-1, targets[:, None]).squeeze(-1))
-    return scores
+    states, to_logits, _ = forward_states(
+        model, input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+        use_cache=False,
+    )  # fmt: skip
+    return [
+        target_log_probs(states[row, length - n_scored : length], to_logits, tokens[-n_scored:])
+        for row, ((tokens, n_scored), length) in enumerate(zip(windows, lengths, strict=True))
+    ]
 
 
 def total_nll(
     model: torch.nn.Module, windows: Sequence[Window], batch_size: int, desc: str
 ) -> tuple[float, int]:
-    """Summed negative log-likelihood and number of scored tokens over all windows."""
+    """Summed negative log-likelihood and number of scored tokens over all windows.
+
+    Windows go longest first (little padding) in batches of at most `batch_size` windows and
+    at most `WINDOW_BATCH_TOKENS` padded tokens (a longer window goes alone), so activation
+    memory stays bounded whatever the window length; logits are chunked in `target_log_probs`.
+    """
     nll, total_tokens = 0.0, 0
-    for batch in tqdm(list(batches(windows, batch_size)), desc=desc, disable=None):
+    for batch in tqdm(window_batches(windows, batch_size), desc=desc, disable=None):
         for log_probs in _score_window_batch(model, batch):
             nll -= log_probs.double().sum().item()
             total_tokens += log_probs.numel()
     return nll, total_tokens
+
+
+def window_batches(windows: Sequence[Window], batch_size: int) -> list[list[Window]]:
+    """Windows sorted longest first and cut into batches by count and by padded tokens."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out: list[list[Window]] = []
+    for window in sorted(windows, key=lambda w: -len(w[0])):
+        batch = out[-1] if out else None
+        # sorted longest first, so the batch's first window sets its padded width
+        if (
+            batch
+            and len(batch) < batch_size
+            and (len(batch) + 1) * len(batch[0][0]) <= max(WINDOW_BATCH_TOKENS, len(batch[0][0]))
+        ):
+            batch.append(window)
+        else:
+            out.append([window])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,26 +203,88 @@ def continuation_logprobs(
     """(summed log-prob, token count) of each continuation given its context.
 
     Context and continuation are tokenized separately and their ids concatenated, so a BPE
-    merge across the boundary can never move tokens between them.
+    merge across the boundary can never move tokens between them. Requests sharing a context
+    share its forward pass: one-token continuations are all scored from it (as lm-eval's
+    logits cache does), longer ones reuse its KV cache. At most `batch_size` requests
+    (whole contexts, longest first) go through the model at once.
     """
-    windows: list[Window] = []
+    groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
     for index, (context, continuation) in enumerate(requests):
-        context_ids, continuation_ids = (
-            encode(tokenizer, context),
-            encode(tokenizer, continuation),
-        )
+        context_ids, continuation_ids = encode(tokenizer, context), encode(tokenizer, continuation)
         if not context_ids or not continuation_ids:
             raise ValueError(
                 f"request {index}: context and continuation must both be non-empty after "
                 f"tokenization, got {context[-40:]!r} / {continuation!r}"
             )
-        windows.append((context_ids + continuation_ids, len(continuation_ids)))
+        groups.setdefault(tuple(context_ids), []).append((index, continuation_ids))
+    ordered = sorted(groups.items(), key=lambda item: -len(item[0]))
+    chunks, chunk, n_requests = [], [], 0
+    for item in ordered:
+        if chunk and n_requests + len(item[1]) > batch_size:
+            chunks.append(chunk)
+            chunk, n_requests = [], 0
+        chunk.append(item)
+        n_requests += len(item[1])
+    chunks += [chunk] if chunk else []
+    results: list[tuple[float, int]] = [(0.0, 0)] * len(requests)
     with eval_mode(model):
-        results = []
-        for batch in tqdm(list(batches(windows, batch_size)), desc=desc, disable=None):
-            for log_probs in _score_window_batch(model, batch):
-                results.append((log_probs.double().sum().item(), log_probs.numel()))
+        for chunk in tqdm(chunks, desc=desc, disable=None):
+            for index, log_probs in _score_shared_contexts(model, chunk):
+                results[index] = (log_probs.double().sum().item(), log_probs.numel())
     return results
+
+
+def _score_shared_contexts(
+    model: torch.nn.Module, groups: Sequence[tuple[tuple[int, ...], list[tuple[int, list[int]]]]]
+) -> list[tuple[int, torch.Tensor]]:
+    """Per-token log-probs of each request's continuation: one right-padded pass over the
+    contexts, then (if any continuation is longer than one token) one pass over the
+    continuations' remaining tokens on top of the contexts' KV cache."""
+    device = model_device(model)
+    context_lengths = [len(context) for context, _ in groups]
+    width = max(context_lengths)
+    input_ids = torch.full((len(groups), width), _RIGHT_PAD_ID, dtype=torch.long)
+    context_mask = torch.zeros_like(input_ids)
+    for row, (context, _) in enumerate(groups):
+        input_ids[row, : len(context)] = torch.tensor(context)
+        context_mask[row, : len(context)] = 1
+    rows = [(row, index, ids) for row, (_, reqs) in enumerate(groups) for index, ids in reqs]
+    multi_token = any(len(ids) > 1 for _, _, ids in rows)
+    states, to_logits, cache = forward_states(
+        model, input_ids=input_ids.to(device), attention_mask=context_mask.to(device),
+        use_cache=multi_token,
+    )  # fmt: skip
+    last = states[[row for row, _, _ in rows], [context_lengths[row] - 1 for row, _, _ in rows]]
+    first = target_log_probs(last, to_logits, [ids[0] for _, _, ids in rows])
+    if not multi_token:
+        return [(index, first[i : i + 1]) for i, (_, index, _) in enumerate(rows)]
+    if cache is None:  # a model without a KV cache: score whole windows
+        windows = [(list(groups[row][0]) + ids, len(ids)) for row, _, ids in rows]
+        scored = _score_window_batch(model, windows)
+        return list(zip([index for _, index, _ in rows], scored, strict=True))
+
+    # Continuation tokens but the last are the inputs; they sit after their context's
+    # positions, and the padding between a short context and its continuation is masked.
+    tail = max(len(ids) for _, _, ids in rows) - 1
+    tail_ids = torch.full((len(rows), max(tail, 1)), _RIGHT_PAD_ID, dtype=torch.long)
+    tail_mask = torch.zeros_like(tail_ids)
+    for i, (_, _, ids) in enumerate(rows):
+        tail_ids[i, : len(ids) - 1] = torch.tensor(ids[:-1], dtype=torch.long)
+        tail_mask[i, : len(ids) - 1] = 1
+    source_rows = torch.tensor([row for row, _, _ in rows], device=device)
+    cache.batch_select_indices(source_rows)
+    positions = torch.tensor([context_lengths[row] for row, _, _ in rows])[:, None]
+    states, to_logits, _ = forward_states(
+        model, input_ids=tail_ids.to(device),
+        attention_mask=torch.cat([context_mask[source_rows.cpu()], tail_mask], dim=1).to(device),
+        position_ids=(positions + torch.arange(tail_ids.shape[1])).to(device),
+        cache=cache, use_cache=True,
+    )  # fmt: skip
+    scored = []
+    for i, (_, index, ids) in enumerate(rows):
+        rest = target_log_probs(states[i, : len(ids) - 1], to_logits, ids[1:])
+        scored.append((index, torch.cat([first[i : i + 1], rest])))
+    return scored
 
 
 def multiple_choice_accuracy(

@@ -413,7 +413,7 @@ def run_probe(model, tokenizer, cfg: dict, records: list[dict], batch_size: int,
             model, tokenizer, [r["text"] for r in records], protocol=protocol,
             limit=cfg.get("limit", 1000),
             max_length=cfg.get("max_length"),  # None: the protocol's default
-            stride=cfg.get("stride", 512),
+            stride=cfg.get("stride", 512), batch_size=batch_size,
         )  # fmt: skip
     if cfg["kind"] == "qa":
         return qa_probe.qa_accuracy(
