@@ -5,32 +5,13 @@ the project's `lm_eval` protocol probes, on the same records; and the per-questi
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from smf.lm_eval_task import write_local_task
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _write_task(folder: Path, name: str, upstream: str, rows: list[dict], split: str, **extra):
-    """A local lm-eval task: its own YAML, the data from a JSON Lines file."""
-    import lm_eval
-
-    data_file = folder / f"{name}.jsonl"
-    data_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    config = {
-        "task": name,
-        "include": str(Path(lm_eval.__file__).parent / "tasks" / upstream),
-        "dataset_path": "json",
-        "dataset_name": None,
-        "dataset_kwargs": {"data_files": {split: str(data_file)}},
-        "training_split": None,
-        "validation_split": split if split == "validation" else None,
-        "test_split": split,
-    } | extra
-    (folder / f"{name}.yaml").write_text(json.dumps(config))  # JSON is YAML
-    return name
 
 
 def _harness(lm, folder: Path, task: str) -> Callable[[], tuple[dict, list[dict]]]:
@@ -76,7 +57,7 @@ def build_runs(model, tokenizer, args: argparse.Namespace, folder: Path):
             | dict(zip(("opa", "opb", "opc", "opd"), r["options"], strict=True))
             for r in records
         ]
-        task = _write_task(folder, "speed_medmcqa", "medmcqa/medmcqa.yaml", rows, "validation")
+        task = write_local_task(folder, "speed_medmcqa", "medmcqa/medmcqa.yaml", rows, "validation")
         runs["medmcqa"] = {
             "lm_eval": _harness(lm, folder, task),
             "project": partial(
@@ -98,8 +79,10 @@ def build_runs(model, tokenizer, args: argparse.Namespace, folder: Path):
         ]
         generation = {"until": list(prompts.LM_EVAL_QA_STOPS), "do_sample": False,
                       "temperature": 0.0, "max_gen_toks": args.max_new_tokens}  # fmt: skip
-        task = _write_task(folder, "speed_triviaqa", "triviaqa/default.yaml", rows, "validation",
-                           generation_kwargs=generation)  # fmt: skip
+        task = write_local_task(
+            folder, "speed_triviaqa", "triviaqa/default.yaml", rows, "validation",
+            generation_kwargs=generation,
+        )  # fmt: skip
         runs["triviaqa"] = {
             "lm_eval": _harness(lm, folder, task),
             "project": partial(
@@ -167,7 +150,7 @@ def _wikitext(model, tokenizer, args: argparse.Namespace, folder: Path) -> tuple
     pages = real_records.wikitext2_pages_lm_eval(args.fixtures)[-args.wikitext_pages :]
     rows = _last_pages_rows(real_records.wikitext2_raw_rows(args.fixtures), args.wikitext_pages)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size, max_length=window)
-    task = _write_task(folder, "speed_wikitext", "wikitext/wikitext.yaml",
+    task = write_local_task(folder, "speed_wikitext", "wikitext/wikitext.yaml",
                        [{"page": p} for p in pages], "test")  # fmt: skip
     runs = {
         "lm_eval": _harness(lm, folder, task),

@@ -10,7 +10,6 @@ after lm-eval's filters and exact match (question by question), WikiText word pe
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import real_records
 import torch
 
 from smf import perplexity, probes, prompts, qa_probe
+from smf.lm_eval_task import write_local_task
 
 lm_eval = pytest.importorskip("lm_eval", reason="needs lm-evaluation-harness (pip install lm_eval)")
 from lm_eval.models.huggingface import HFLM  # noqa: E402
@@ -38,27 +38,6 @@ BATCH_SIZE = 8
 # on a CPU. Both sides get the same smaller budget here; the default is checked separately.
 QA_MAX_NEW_TOKENS = 48
 N_TRIVIAQA = 16  # of the 32 triviaqa_small questions (all 32 agreed too, in a longer run)
-LM_EVAL_TASKS = Path(lm_eval.__file__).parent / "tasks"
-
-
-def _write_task(
-    folder: Path, name: str, upstream: str, rows: list[dict], split: str, **overrides
-) -> str:
-    """A local task: lm-eval's own YAML, with the data read from a JSON Lines file."""
-    data_file = folder / f"{name}.jsonl"
-    data_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    config = {
-        "task": name,
-        "include": str(LM_EVAL_TASKS / upstream),
-        "dataset_path": "json",
-        "dataset_name": None,
-        "dataset_kwargs": {"data_files": {split: str(data_file)}},
-        "training_split": None,
-        "validation_split": split if split == "validation" else None,
-        "test_split": split,
-    } | overrides
-    (folder / f"{name}.yaml").write_text(json.dumps(config))  # JSON is YAML
-    return name
 
 
 def _run(lm: HFLM, folder: Path, task: str) -> tuple[dict, list[dict]]:
@@ -89,7 +68,7 @@ def test_medmcqa_loglikelihoods_agree(smollm2, harness, real_fixtures) -> None:
         | dict(zip(("opa", "opb", "opc", "opd"), r["options"], strict=True))
         for r in records
     ]
-    task = _write_task(folder, "smf_medmcqa", "medmcqa/medmcqa.yaml", rows, "validation")
+    task = write_local_task(folder, "smf_medmcqa", "medmcqa/medmcqa.yaml", rows, "validation")
     results, samples = _run(lm, folder, task)
 
     requests = [
@@ -126,7 +105,7 @@ def test_triviaqa_generations_agree(smollm2, harness, real_fixtures) -> None:
     ]
     generation = {"until": list(prompts.LM_EVAL_QA_STOPS), "do_sample": False,
                   "temperature": 0.0, "max_gen_toks": QA_MAX_NEW_TOKENS}  # fmt: skip
-    task = _write_task(
+    task = write_local_task(
         folder, "smf_triviaqa", "triviaqa/default.yaml", rows, "validation",
         generation_kwargs=generation,
     )  # fmt: skip
@@ -158,7 +137,7 @@ def test_wikitext_word_perplexity_agrees(smollm2, harness, real_fixtures) -> Non
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1, max_length=WIKITEXT_WINDOW)
     pages = real_records.wikitext2_pages_lm_eval(real_fixtures)[-N_WIKITEXT_PAGES:]
     rows_in = [{"page": page} for page in pages]
-    task = _write_task(folder, "smf_wikitext", "wikitext/wikitext.yaml", rows_in, "test")
+    task = write_local_task(folder, "smf_wikitext", "wikitext/wikitext.yaml", rows_in, "test")
     results, samples = _run(lm, folder, task)
     rows = _last_pages_rows(real_records.wikitext2_raw_rows(real_fixtures), N_WIKITEXT_PAGES)
     assert prompts.wikitext_documents(rows) == pages
