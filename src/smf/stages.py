@@ -8,7 +8,6 @@ Snakemake.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -30,18 +29,13 @@ from smf import (
     qa_probe,
     sources,
 )
+from smf.freshness import fingerprint as fingerprint  # keys checkpoints to one exact config
 from smf.joblog import log_to as log_to  # re-exported: every rule script uses it
 from smf.memory import MemoryConfig
 from smf.retrofit import RetrofitConfig, load_retrofitted, memory_blocks, retrofit, save_memory
 from smf.selection import METHODS
 from smf.statistics import BackgroundStats, compute_background
 from smf.train import RowSelection, TrainConfig, train
-
-
-def fingerprint(*parts: object) -> str:
-    """Stable short hash of a run's parameters: keys checkpoints to one exact config."""
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def write_json(obj: dict, path: str | Path) -> None:
