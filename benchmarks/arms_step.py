@@ -2,7 +2,7 @@
 
 A randomly initialised model of Qwen2.5-0.5B-Instruct's shape (no weights needed), memories at
 layers 6/12/18 of paper 3's size (16,384 slots x 896), micro-batches of 4 texts x `--tokens`
-tokens and 4 accumulation steps: `smf.train.train` runs each (arm, precision) for `--steps`
+tokens and 4 accumulation steps: `smf.training.loop.train` runs each (arm, precision) for `--steps`
 optimizer steps after `--warmup` and reports tokens per second and the GPU's peak allocated
 memory. Each configuration runs in its own subprocess, so its peak memory is its own.
 
@@ -64,12 +64,13 @@ def run_one(arm: str, precision: str, smoke: bool, steps: int, warmup: int, toke
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from smf.arms import setup_full, setup_lora, setup_smf
-    from smf.memory import MemoryConfig
-    from smf.precision import load_dtype
-    from smf.retrofit import RetrofitConfig, retrofit
-    from smf.statistics import BackgroundStats
-    from smf.train import RowSelection, TrainConfig, train
+    from smf.method.background import BackgroundStats
+    from smf.method.memory import MemoryConfig
+    from smf.method.retrofit import RetrofitConfig, retrofit
+    from smf.training.arms import setup_full, setup_lora, setup_smf
+    from smf.training.config import RowSelection, TrainConfig
+    from smf.training.loop import train
+    from smf.training.precision import load_dtype
 
     device = torch.device("cpu" if smoke else "cuda")
     torch.manual_seed(0)

@@ -140,7 +140,7 @@ def load_model(args: argparse.Namespace, work: Path, device: torch.device):
     the base stage wrote earlier, --model-dir)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from smf import stages
+    from smf.pipeline import stages
 
     folder = args.model_dir
     if folder is None:

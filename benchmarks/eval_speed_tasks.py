@@ -1,5 +1,6 @@
 """The two sides of benchmarks/eval_speed.py: lm-eval's own tasks (their YAMLs `include`d
-unchanged, data read from local JSON Lines, as tests/test_lm_eval_agreement.py drives them) and
+unchanged, data read from local JSON Lines, as tests/probes/test_lm_eval_agreement.py drives them)
+and
 the project's `lm_eval` protocol probes, on the same records; and the per-question comparison."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from smf.lm_eval_task import write_local_task
+from smf.probes.lm_eval_task import write_local_task
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ def _harness(lm, folder: Path, task: str) -> Callable[[], tuple[dict, list[dict]
 
 
 def _last_pages_rows(rows: list[str], n_pages: int) -> list[str]:
-    from smf.prompts import _is_page_heading
+    from smf.data.prompts import _is_page_heading
 
     headings = [i for i, row in enumerate(rows) if _is_page_heading(row)]
     return rows[headings[-n_pages] :]
@@ -42,7 +43,8 @@ def build_runs(model, tokenizer, args: argparse.Namespace, folder: Path):
 
     from lm_eval.models.huggingface import HFLM
 
-    from smf import probes, prompts, qa_probe
+    from smf.data import prompts
+    from smf.probes import qa, scoring
 
     sys.path.insert(0, str(REPO / "tests"))
     import real_records
@@ -61,7 +63,7 @@ def build_runs(model, tokenizer, args: argparse.Namespace, folder: Path):
         runs["medmcqa"] = {
             "lm_eval": _harness(lm, folder, task),
             "project": partial(
-                probes.multiple_choice_accuracy,
+                scoring.multiple_choice_accuracy,
                 model,
                 tokenizer,
                 records,
@@ -86,7 +88,7 @@ def build_runs(model, tokenizer, args: argparse.Namespace, folder: Path):
         runs["triviaqa"] = {
             "lm_eval": _harness(lm, folder, task),
             "project": partial(
-                qa_probe.qa_accuracy,
+                qa.qa_accuracy,
                 model,
                 tokenizer,
                 records,
@@ -122,7 +124,7 @@ def _check_medmcqa(theirs, ours: dict) -> str:
 
 
 def _check_triviaqa(theirs, ours: dict) -> str:
-    from smf.prompts import truncate_at_stops
+    from smf.data.prompts import truncate_at_stops
 
     results, samples = theirs
     same = sum(
@@ -144,7 +146,8 @@ def _wikitext(model, tokenizer, args: argparse.Namespace, folder: Path) -> tuple
     import real_records  # on sys.path since build_runs
     from lm_eval.models.huggingface import HFLM
 
-    from smf import perplexity, prompts
+    from smf.data import prompts
+    from smf.probes import perplexity
 
     window = args.window or perplexity.model_max_length(model, tokenizer)
     pages = real_records.wikitext2_pages_lm_eval(args.fixtures)[-args.wikitext_pages :]

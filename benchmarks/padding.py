@@ -3,7 +3,8 @@
 A micro-batch is padded to its longest text, so with random batches a long-tailed length
 distribution (MedMCQA texts with explanations) wastes much of every forward and backward.
 This tokenises a prepared task file (`results/data/*.jsonl`, multiple_choice) the way the
-finetune stage does and counts, over one epoch of `smf.batching.BatchPlan`, the real tokens and
+finetune stage does and counts, over one epoch of `smf.training.batching.BatchPlan`, the real
+tokens and
 the tokens computed (micro-batch size x its longest text). Counts only, no model: exact and
 machine independent.
 
@@ -18,10 +19,10 @@ import json
 
 from transformers import AutoTokenizer
 
-from smf.batching import BatchPlan, steps_per_epoch, tokenize
-from smf.prompts import mcq_training_text
-from smf.sources import read_jsonl
-from smf.train import TrainConfig
+from smf.data.prompts import mcq_training_text
+from smf.data.sources import read_jsonl
+from smf.training.batching import BatchPlan, steps_per_epoch, tokenize
+from smf.training.config import TrainConfig
 
 
 def padding_report(lengths: list[int], cfg: TrainConfig) -> dict:

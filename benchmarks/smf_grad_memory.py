@@ -1,8 +1,9 @@
 """How large SMF's accumulated value gradient gets, with and without combining rows per slot.
 
 `embedding_bag(sparse=True)` gives one gradient row per read (tokens x heads x k), and
-gradient accumulation concatenates micro-batches. `smf.sparse_optim.combining_rows` (what
-`smf.train.train` opens for SMF's per-step selection) coalesces each incoming gradient and the
+gradient accumulation concatenates micro-batches. `smf.method.sparse_optim.combining_rows` (what
+`smf.training.loop.train` opens for SMF's per-step selection) coalesces each incoming gradient and
+the
 running sum, so at most one row per slot read remains. This measures one memory layer of the
 paper's shape (D = 896, 4 heads x 16 reads) at the paper's batch shape (4 micro-batches of
 4 x 330 tokens) for 16,384 and 1,048,576 slots: the stored gradient's rows and MiB after the
@@ -31,8 +32,8 @@ SMOKE = {"hidden": 32, "tokens": 20, "batch": 2, "micro_batches": 3, "n_keys": [
 def run_one(shape: dict, n_keys: int, combine: bool, seed: int = 0) -> dict:
     import torch
 
-    from smf.memory import MemoryConfig, ProductKeyMemory
-    from smf.sparse_optim import combining_rows
+    from smf.method.memory import MemoryConfig, ProductKeyMemory
+    from smf.method.sparse_optim import combining_rows
 
     torch.manual_seed(seed)
     d = shape["hidden"]

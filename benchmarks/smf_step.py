@@ -32,13 +32,13 @@ def run_one(
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from smf.arms import setup_smf
-    from smf.diagnostics import SelectionTrace
-    from smf.memory import MemoryConfig
-    from smf.retrofit import RetrofitConfig, retrofit
-    from smf.sparse_optim import clip_grad_norm, restrict_grad_to_rows
-    from smf.statistics import BackgroundStats, SlotCounter, recording
-    from smf.train import RowSelection, TrainConfig
+    from smf.method.background import BackgroundStats, SlotCounter, recording
+    from smf.method.memory import MemoryConfig
+    from smf.method.retrofit import RetrofitConfig, retrofit
+    from smf.method.sparse_optim import clip_grad_norm, restrict_grad_to_rows
+    from smf.training.arms import setup_smf
+    from smf.training.config import RowSelection, TrainConfig
+    from smf.training.diagnostics import SelectionTrace
 
     torch.manual_seed(seed)
     hidden, batch, seq, vocab = 256, 4, 128, 2048

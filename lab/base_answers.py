@@ -18,11 +18,11 @@ from pathlib import Path
 import datasets
 import torch
 
-from smf.data import prepare_qa
-from smf.gguf import load_gguf
-from smf.probes import continuation_logprobs
-from smf.prompts import qa_correct_paper3, qa_prompt
-from smf.qa_probe import generate_answers
+from smf.data.gguf import load_gguf
+from smf.data.prepare import prepare_qa
+from smf.data.prompts import qa_correct_paper3, qa_prompt
+from smf.probes.qa import generate_answers
+from smf.probes.scoring import continuation_logprobs
 
 FIXTURE = Path("/work/shared/fixtures/real/triviaqa/llm_foundry/triviaqa_sm_sub.jsonl")
 GGUF = Path(".cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -1,8 +1,10 @@
 """Lab: does full finetuning of SmolLM2-135M-Instruct learn real TriviaQA facts it got wrong?
 
 Not the product: a measurement that de-risks issue 27's task design. From the cached base
-answers (lab/base_answers.py) it draws F and K with smf.real_facts, writes each fact's wordings
-with smf.real_fact_templates, full-finetunes the base (AdamW, one fact's wordings per step) and
+answers (lab/base_answers.py) it draws F and K with smf.tasks.real_facts, writes each fact's
+wordings
+with smf.tasks.real_fact_templates, full-finetunes the base (AdamW, one fact's wordings per step)
+and
 reports, before and after: held-out and taught accuracy on F, the held-out gold mean log-prob,
 K accuracy (answers lost and gained) with paired bootstrap intervals.
 
@@ -20,14 +22,14 @@ from pathlib import Path
 
 import torch
 
-from smf.batching import collate, tokenize
-from smf.gguf import load_gguf
-from smf.intervals import bootstrap_mean, bootstrap_paired_difference
-from smf.probes import continuation_logprobs
-from smf.prompts import qa_correct_paper3, qa_prompt
-from smf.qa_probe import generate_answers
-from smf.real_fact_templates import DEFAULT_TRAINED, build_task, held_out_leaks
-from smf.real_facts import SelectionSizes, random_answer_chance, select_facts
+from smf.data.gguf import load_gguf
+from smf.data.prompts import qa_correct_paper3, qa_prompt
+from smf.probes.qa import generate_answers
+from smf.probes.scoring import continuation_logprobs
+from smf.report.intervals import bootstrap_mean, bootstrap_paired_difference
+from smf.tasks.real_fact_templates import DEFAULT_TRAINED, build_task, held_out_leaks
+from smf.tasks.real_facts import SelectionSizes, random_answer_chance, select_facts
+from smf.training.batching import collate, tokenize
 
 GGUF = Path(".cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 

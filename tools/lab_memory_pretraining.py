@@ -25,11 +25,15 @@ import torch
 from lr_probe import load_config, need  # tools/ is on sys.path when run as a script
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from smf import arms, demo_model, qa_probe, sources
-from smf.memory import MemoryConfig
-from smf.retrofit import RetrofitConfig, retrofit
-from smf.stages import texts_of
-from smf.train import TrainConfig, train
+from smf.data import sources
+from smf.demo import model as demo_model
+from smf.method.memory import MemoryConfig
+from smf.method.retrofit import RetrofitConfig, retrofit
+from smf.pipeline.stages import texts_of
+from smf.probes import qa
+from smf.training import arms
+from smf.training.config import TrainConfig
+from smf.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,7 +79,7 @@ def scores(model, tokenizer, results: Path, group: int) -> dict[str, float]:
     }
     out = {}
     for name, records in probe_sets.items():
-        r = qa_probe.qa_accuracy(model.eval(), tokenizer, records, protocol="paper3", batch_size=16)
+        r = qa.qa_accuracy(model.eval(), tokenizer, records, protocol="paper3", batch_size=16)
         out[name] = round(100 * r["value"], 1)
     return out
 

@@ -24,7 +24,10 @@ import yaml
 from snakemake.utils import update_config, validate
 from transformers import AutoTokenizer
 
-from smf import arms, perplexity, prompts, sources, stages
+from smf.data import prompts, sources
+from smf.pipeline import stages
+from smf.probes import perplexity
+from smf.training import arms
 
 
 def load_config(root: Path, overlays: list[str]) -> dict:

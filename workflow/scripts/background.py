@@ -1,8 +1,8 @@
-"""Rule background: slot statistics over background text (see smf.statistics)."""
+"""Rule background: slot statistics over background text (see smf.method.background)."""
 
 from typing import TYPE_CHECKING
 
-from smf import stages
+from smf.pipeline import stages
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

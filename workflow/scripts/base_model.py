@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from smf import stages
+from smf.pipeline import stages
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -1,8 +1,8 @@
-"""Rule demo_world: write the demo's fictional datasets (see smf.demo)."""
+"""Rule demo_world: write the demo's fictional datasets (see smf.demo.datasets)."""
 
 from typing import TYPE_CHECKING
 
-from smf import stages
+from smf.pipeline import stages
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -1,8 +1,9 @@
-"""Rule evaluate: one model on every probe (see smf.probes, smf.perplexity, smf.qa_probe)."""
+"""Rule evaluate: one model on every probe (see smf.probes.scoring, smf.probes.perplexity,
+smf.probes.qa)."""
 
 from typing import TYPE_CHECKING
 
-from smf import stages
+from smf.pipeline import stages
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

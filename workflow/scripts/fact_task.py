@@ -1,10 +1,10 @@
-"""Rule fact_task: paper 1's fact-learning task (see smf.demo_facts)."""
+"""Rule fact_task: paper 1's fact-learning task (see smf.tasks.facts)."""
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smf.demo_facts import FactSizes, write_fact_task
-from smf.joblog import log_to
+from smf.pipeline.joblog import log_to
+from smf.tasks.facts import FactSizes, write_fact_task
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

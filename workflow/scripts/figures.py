@@ -1,9 +1,10 @@
-"""Rule figures: learning-vs-forgetting and loss curves (see smf.report_stages; no torch import)."""
+"""Rule figures: learning-vs-forgetting and loss curves (see smf.pipeline.report_jobs; no torch
+import)."""
 
 from typing import TYPE_CHECKING
 
-from smf.joblog import log_to
-from smf.report_stages import build_figures
+from smf.pipeline.joblog import log_to
+from smf.pipeline.report_jobs import build_figures
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

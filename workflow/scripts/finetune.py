@@ -1,9 +1,9 @@
-"""Rules finetune_*: one arm x seed (see smf.stages.finetune)."""
+"""Rules finetune_*: one arm x seed (see smf.pipeline.stages.finetune)."""
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smf import stages
+from smf.pipeline import stages
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

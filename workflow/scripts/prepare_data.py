@@ -1,8 +1,8 @@
-"""Rule prepare_data: one configured dataset into its JSONL schema (see smf.data)."""
+"""Rule prepare_data: one configured dataset into its JSONL schema (see smf.data.prepare)."""
 
 from typing import TYPE_CHECKING
 
-from smf import stages
+from smf.pipeline import stages
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

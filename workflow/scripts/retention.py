@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smf import retention, stages
+from smf.pipeline import stages
+from smf.report import retention
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -1,8 +1,9 @@
-"""Rule retrofit: attach memory layers and recover them (see smf.retrofit, smf.train)."""
+"""Rule retrofit: attach memory layers and recover them (see smf.method.retrofit,
+smf.training.loop)."""
 
 from typing import TYPE_CHECKING
 
-from smf import stages
+from smf.pipeline import stages
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -1,9 +1,10 @@
-"""Rule tables: the main table from cached eval JSONs (see smf.report_stages; no torch import)."""
+"""Rule tables: the main table from cached eval JSONs (see smf.pipeline.report_jobs; no torch
+import)."""
 
 from typing import TYPE_CHECKING
 
-from smf.joblog import log_to
-from smf.report_stages import build_tables
+from smf.pipeline.joblog import log_to
+from smf.pipeline.report_jobs import build_tables
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -1,10 +1,10 @@
 """Rule tradeoff: gains, forgetting on a grid of learning levels and paired differences between
-arms, with intervals over seeds and questions (see smf.report_stages)."""
+arms, with intervals over seeds and questions (see smf.pipeline.report_jobs)."""
 
 from typing import TYPE_CHECKING
 
-from smf.joblog import log_to
-from smf.report_stages import build_tradeoff, tradeoff_inputs
+from smf.pipeline.joblog import log_to
+from smf.pipeline.report_jobs import build_tradeoff, tradeoff_inputs
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -1,0 +1,96 @@
+"""What the report rules call: tables and figures rebuilt from cached files.
+
+Apart from smf.pipeline.stages on purpose: these jobs only read JSON and draw, so they must not pay
+for
+importing torch and transformers (tests/pipeline/test_report_stages.py checks that they do not).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from smf.report import chance, comparisons, figures, paper_tables, pareto_plot, tradeoff_tables
+
+
+def build_tables(
+    eval_paths: list[str],
+    arms_order: list[str],
+    probe_order: list[str],
+    out: dict,
+    note: str | None = None,
+) -> pd.DataFrame:
+    """main.csv / .md / .tex from cached eval JSONs; no model is loaded."""
+    df = paper_tables.load_eval_results(eval_paths)
+    table = paper_tables.main_table(df, row_order=arms_order, probe_order=probe_order)
+    metrics = {p: table.attrs["metric"][p] for p in probe_order}
+    paper_tables.write_tables(table, out["csv"], out["md"], out["tex"], metrics=metrics, note=note)
+    return table
+
+
+def build_figures(
+    eval_paths: list[str],
+    log_paths: dict[str, list[str]],
+    learning_probe: str,
+    forgetting_probes: list[str],
+    out: dict,
+) -> None:
+    """Learning vs forgetting per probe, and the training loss curves."""
+    df = paper_tables.load_eval_results(eval_paths)
+    figures.plot_learning_vs_forgetting(
+        df, learning_probe, forgetting_probes, out["tradeoff_png"], out["tradeoff_pdf"]
+    )
+    logs = figures.load_train_logs({arm: [Path(p) for p in ps] for arm, ps in log_paths.items()})
+    figures.plot_loss_curves(logs, out["loss_png"], out["loss_pdf"])
+
+
+def build_tradeoff(
+    eval_paths: list[str],
+    families: dict[str, list[str]],
+    lrs: dict[str, float],
+    learning_probe: str,
+    forgetting_probes: list[str],
+    out: dict,
+    settings: dict | None = None,
+    data_paths: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Every run's gain and forgetting, forgetting on a grid of learning levels and paired
+    differences between arms, all with intervals over seeds and questions; the figure."""
+    df = paper_tables.load_eval_results(eval_paths)
+    cmp = comparisons.compare(
+        df, families, lrs, learning_probe, forgetting_probes,
+        comparisons.Settings.from_config(settings),
+    )  # fmt: skip
+    runs = comparisons.runs_table(cmp)
+    levels, diffs = comparisons.at_levels(cmp)
+    rows = df[df["probe"] == learning_probe]
+    chance_of = chance.probe_chance(
+        rows["kind"].iloc[0], (data_paths or {}).get(learning_probe), list(rows["path"])
+    )
+    tradeoff_tables.write_tradeoff_tables(
+        cmp, runs, levels, diffs, out, {learning_probe: chance_of}
+    )
+    pareto_plot.plot_pareto_fronts(cmp, runs, out["png"], out["pdf"])
+    return levels
+
+
+def tradeoff_inputs(
+    config: dict, families: dict[str, list[str]], learning_probe: str, results: str = "results"
+) -> tuple[dict[str, float], dict[str, str]]:
+    """(learning rate of every run, data file of the learning probe) from the workflow config:
+    the main experiment's arms, or the further experiment whose arms hold these runs."""
+    runs = [run for family in families.values() for run in family]
+    scopes = [config, *(config.get("experiments") or {}).values()]
+    for scope in scopes:
+        arms = scope.get("arms") or {}
+        if all(run in arms for run in runs):
+            break
+    else:
+        raise ValueError(f"no experiment's arms hold all of the runs {runs}")
+    default_lr = (scope.get("train") or {}).get("lr", (config.get("train") or {}).get("lr"))
+    lrs = {run: float((arms[run].get("train") or {}).get("lr", default_lr)) for run in runs}
+    probes = {**(config.get("probes") or {}), **(scope.get("probes") or {})}
+    spec = probes.get(learning_probe) or {}
+    data = {learning_probe: f"{results}/data/{spec['dataset']}.jsonl"} if "dataset" in spec else {}
+    return lrs, data

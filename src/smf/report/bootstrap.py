@@ -1,0 +1,118 @@
+"""A bootstrap over seeds and questions together, shared by every arm of a comparison.
+
+A run's score is a mean over seeds of a mean over questions. Two sources of noise enter it:
+which questions were asked and which seeds were drawn. Averaging the seeds per question first
+and then resampling questions (the old report) drops the second, so two disagreeing seeds gave
+a *narrower* interval than one. Here each resample draws seeds and questions with replacement
+(a two-level bootstrap) and every run's score is the weighted mean under those draws.
+
+The draws are made once per comparison and applied to every arm and to the base model: a
+difference between two arms (or a run and the base model) is then paired on both questions and
+seeds, which removes the variance they share. Draws are stored as weights (counts / size), so a
+run's resampled scores are two matrix products, fast enough for report jobs that must rebuild
+from cache in seconds.
+
+A probe without per-question scores (perplexity keeps one number per model) is resampled over
+seeds only; the tables say so. With one seed the seed draw is degenerate and the interval is
+over questions only; the tables say that too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from smf.report.intervals import CONFIDENCE, N_RESAMPLES, SEED
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Resampling weights: `seeds` (B, s) and, per probe with per-question scores,
+    `questions[probe]` (B, n). Each row sums to 1."""
+
+    seeds: np.ndarray
+    questions: dict[str, np.ndarray]
+
+    @property
+    def n_resamples(self) -> int:
+        return int(self.seeds.shape[0])
+
+
+def resample_weights(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, n): how often each of n items is drawn in n draws with replacement, / n."""
+    if n < 1:
+        raise ValueError("resample_weights: need at least one item")
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples) / n
+
+
+def make_draws(
+    n_seeds: int,
+    question_counts: dict[str, int],
+    *,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> Draws:
+    """One set of draws for a whole comparison (every arm, run and probe shares it)."""
+    rng = np.random.default_rng(seed)
+    seeds = resample_weights(n_seeds, n_resamples, rng)
+    questions = {
+        probe: resample_weights(n, n_resamples, rng) for probe, n in sorted(question_counts.items())
+    }
+    return Draws(seeds, questions)
+
+
+def run_scores(scores: np.ndarray, seed_weights: np.ndarray, question_weights: np.ndarray | None):
+    """Resampled mean scores of one run, shape (B,).
+
+    `scores` is (s, n) per seed and question, or (s,) one value per seed (no questions: then
+    `question_weights` must be None)."""
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.shape[0] != seed_weights.shape[1]:
+        raise ValueError(f"run_scores: {arr.shape[0]} seeds, draws have {seed_weights.shape[1]}")
+    if arr.ndim == 1:
+        return seed_weights @ arr
+    if question_weights is None or arr.shape[1] != question_weights.shape[1]:
+        raise ValueError("run_scores: per-question scores need question draws of the same size")
+    return ((seed_weights @ arr) * question_weights).sum(axis=1)
+
+
+def base_scores(scores: np.ndarray, question_weights: np.ndarray | None, n_resamples: int):
+    """Resampled mean score of the base model (one model, no seed draw), shape (B,)."""
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.ndim == 0:
+        return np.full(n_resamples, float(arr))
+    if question_weights is None or arr.shape[0] != question_weights.shape[1]:
+        raise ValueError("base_scores: per-question scores need question draws of the same size")
+    return question_weights @ arr
+
+
+def percentile_interval(
+    replicates: np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
+    """(low, high, share): the percentile interval of the finite replicates and the share of
+    replicates that are finite (a resample where a level is not bracketed is NaN)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rep = np.asarray(replicates, dtype=np.float64)
+    ok = rep[np.isfinite(rep)]
+    share = ok.size / rep.size if rep.size else 0.0
+    if ok.size == 0:
+        return float("nan"), float("nan"), share
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(ok, [tail, 100 - tail])
+    return float(low), float(high), share
+
+
+def excludes_zero(low: float, high: float) -> bool:
+    """Whether an interval lies entirely on one side of zero."""
+    return bool(low > 0 or high < 0)
+
+
+def seed_matrix(per_seed: Sequence[dict[str, float]], ids: Sequence[str]) -> np.ndarray:
+    """(s, n) scores from one {question id: score} dict per seed, in the order of `ids`."""
+    missing = [i for i, scores in enumerate(per_seed) if set(scores) != set(ids)]
+    if missing:
+        raise ValueError(f"seed file(s) {missing}: their questions differ from the base model's")
+    return np.array([[scores[q] for q in ids] for scores in per_seed], dtype=np.float64)
