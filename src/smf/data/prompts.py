@@ -1,6 +1,6 @@
 """Every text format of the project in one place: training text, eval prompts, answer matching.
 
-Two evaluation protocols exist (see method.md, "Evaluation protocols"):
+Two evaluation protocols exist (see docs/method.md, "Evaluation protocols"):
 - "paper3": what paper 3's released evaluation code does (the default everywhere);
 - "lm_eval": what lm-evaluation-harness does, the numbers most readers compare against.
 Pure functions only (no torch), so data preparation and training can import them cheaply.

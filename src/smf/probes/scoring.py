@@ -6,7 +6,7 @@ answering
 {"metric", "value", "higher_is_better", "n", "protocol", ...extras}. The caller adds the model,
 arm, seed and probe names. What they share is here: eval mode, batching, tokenization, scoring
 windows of tokens in right-padded batches, and each protocol's defaults for options left null.
-Protocol details are in method.md, "Evaluation protocols"; every text format comes from
+Protocol details are in docs/method.md, "Evaluation protocols"; every text format comes from
 smf.data.prompts.
 """
 
