@@ -155,70 +155,16 @@ def plot_learning_vs_forgetting(
     base sits at the origin. The quadrant "learned and did not forget" is lightly shaded.
     ``arm_order`` defaults to every non-base arm in ``df``, retrofit first, then first appearance.
     """
-    check_unique(forgetting_probes, "forgetting_probes")
-    if learning_probe in forgetting_probes:
-        raise ValueError(f"learning probe {learning_probe!r} is also listed as a forgetting probe")
-    if arm_order is None:
-        seen = [a for a in dict.fromkeys(df["arm"]) if a != REFERENCE_ARM]
-        arm_order = sorted(seen, key=lambda a: a != "retrofit")  # stable: retrofit first
-    check_unique(arm_order, "arm_order")
-    if REFERENCE_ARM in arm_order:
-        raise ValueError(f"arm_order must not contain the reference arm {REFERENCE_ARM!r}")
+    arm_order = _checked_arm_order(df, learning_probe, forgetting_probes, arm_order)
     labels = dict(arm_labels or {})
     colors = arm_colors([REFERENCE_ARM, *arm_order])
-    x_meta = probe_meta(df, learning_probe)
-    x_base = _base_value(df, learning_probe)
 
     n = len(forgetting_probes)
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(PANEL_SIZE[0] * n, PANEL_SIZE[1]), layout="constrained")
         axes = fig.subplots(1, n, squeeze=False)[0]
         for ax, probe in zip(axes, forgetting_probes, strict=True):
-            y_meta = probe_meta(df, probe)
-            y_base = _base_value(df, probe)
-            ax.axhline(0.0, color="0.5", lw=0.8, ls="--", zorder=1)
-            ax.axvline(0.0, color="0.5", lw=0.8, ls="--", zorder=1)
-            ax.plot(
-                0.0,
-                0.0,
-                BASE_MARKER,
-                ms=12,
-                color=colors[REFERENCE_ARM],
-                label=labels.get(REFERENCE_ARM, REFERENCE_ARM),
-                zorder=4,
-            )
-            for i, arm in enumerate(arm_order):
-                dx = _seed_deltas(df, arm, learning_probe, x_base)
-                dy = _seed_deltas(df, arm, probe, y_base)
-                if not dx.index.equals(dy.index):
-                    raise ValueError(
-                        f"arm {arm!r}: seeds for {learning_probe!r} {sorted(dx.index)} differ from "
-                        f"seeds for {probe!r} {sorted(dy.index)}"
-                    )
-                ax.errorbar(
-                    dx.mean(),
-                    dy.mean(),
-                    xerr=np.nan_to_num(dx.std(ddof=1)),  # one seed: no bar
-                    yerr=np.nan_to_num(dy.std(ddof=1)),
-                    fmt=MARKERS[i % len(MARKERS)],
-                    ms=7,
-                    color=colors[arm],
-                    mec="white",
-                    mew=0.6,
-                    ecolor=colors[arm],
-                    elinewidth=1.2,
-                    capsize=3,
-                    label=labels.get(arm, arm),
-                    zorder=3,
-                )
-            ax.margins(0.15)
-            _shade_better_quadrant(ax, y_meta["higher_is_better"])
-            ax.set_xlabel(_axis_label(learning_probe, x_meta, probe_labels))
-            ax.set_ylabel(_axis_label(probe, y_meta, probe_labels))
-            ax.set_title(
-                f"{probe_labels.get(learning_probe, learning_probe)} gain vs "
-                f"{probe_labels.get(probe, probe)} change"
-            )
+            _tradeoff_panel(ax, df, learning_probe, probe, arm_order, labels, colors, probe_labels)
         handles, names = axes[0].get_legend_handles_labels()
         fig.legend(
             handles,
@@ -228,6 +174,71 @@ def plot_learning_vs_forgetting(
             frameon=False,
         )
         save_figure(fig, out_png, out_pdf)
+
+
+def _checked_arm_order(
+    df: pd.DataFrame,
+    learning_probe: str,
+    forgetting_probes: list[str],
+    arm_order: list[str] | None,
+) -> list[str]:
+    """The arms to plot (default: every non-base arm of `df`, retrofit first); the probe lists
+    and the order checked."""
+    check_unique(forgetting_probes, "forgetting_probes")
+    if learning_probe in forgetting_probes:
+        raise ValueError(f"learning probe {learning_probe!r} is also listed as a forgetting probe")
+    if arm_order is None:
+        seen = [a for a in dict.fromkeys(df["arm"]) if a != REFERENCE_ARM]
+        arm_order = sorted(seen, key=lambda a: a != "retrofit")  # stable: retrofit first
+    check_unique(arm_order, "arm_order")
+    if REFERENCE_ARM in arm_order:
+        raise ValueError(f"arm_order must not contain the reference arm {REFERENCE_ARM!r}")
+    return arm_order
+
+
+def _tradeoff_panel(
+    ax,
+    df: pd.DataFrame,
+    learning_probe: str,
+    probe: str,
+    arm_order: list[str],
+    labels: dict[str, str],
+    colors: Mapping[str, object],
+    probe_labels: Mapping[str, str],
+) -> None:
+    """One panel: base at the origin, each arm's mean (+-1 std) gain vs change on `probe`."""
+    x_meta = probe_meta(df, learning_probe)
+    x_base = _base_value(df, learning_probe)
+    y_meta = probe_meta(df, probe)
+    y_base = _base_value(df, probe)
+    ax.axhline(0.0, color="0.5", lw=0.8, ls="--", zorder=1)
+    ax.axvline(0.0, color="0.5", lw=0.8, ls="--", zorder=1)
+    ax.plot(0.0, 0.0, BASE_MARKER, ms=12, color=colors[REFERENCE_ARM], zorder=4,
+            label=labels.get(REFERENCE_ARM, REFERENCE_ARM))  # fmt: skip
+    for i, arm in enumerate(arm_order):
+        dx = _seed_deltas(df, arm, learning_probe, x_base)
+        dy = _seed_deltas(df, arm, probe, y_base)
+        if not dx.index.equals(dy.index):
+            raise ValueError(
+                f"arm {arm!r}: seeds for {learning_probe!r} {sorted(dx.index)} differ from "
+                f"seeds for {probe!r} {sorted(dy.index)}"
+            )
+        ax.errorbar(
+            dx.mean(),
+            dy.mean(),
+            xerr=np.nan_to_num(dx.std(ddof=1)),  # one seed: no bar
+            yerr=np.nan_to_num(dy.std(ddof=1)),
+            fmt=MARKERS[i % len(MARKERS)], ms=7, color=colors[arm], mec="white", mew=0.6,
+            ecolor=colors[arm], elinewidth=1.2, capsize=3, label=labels.get(arm, arm), zorder=3,
+        )  # fmt: skip
+    ax.margins(0.15)
+    _shade_better_quadrant(ax, y_meta["higher_is_better"])
+    ax.set_xlabel(_axis_label(learning_probe, x_meta, probe_labels))
+    ax.set_ylabel(_axis_label(probe, y_meta, probe_labels))
+    ax.set_title(
+        f"{probe_labels.get(learning_probe, learning_probe)} gain vs "
+        f"{probe_labels.get(probe, probe)} change"
+    )
 
 
 def save_figure(fig: Figure, out_png: str | Path, out_pdf: str | Path) -> None:

@@ -1,13 +1,15 @@
 """Lab, outside the DAG: does a memory pretrained *with* the model learn new facts better?
 
+Not the product (see lab/README.md).
+
 Paper 1's model is pretrained with its memory layer; the pipeline retrofits memories into a
 finished model (papers 2-3). This script pretrains the demo model with memories attached from
 the start (every parameter trains, with the demo profile's pretraining settings), then trains it
 on the fact task (every memory value row densely, or every parameter) and prints held-out
 accuracy, accuracy on a question form training taught, and TriviaQA. README: SMF in the demo.
 
-  python tools/lab_memory_pretraining.py pretrain RESULTS model.pt [--n-keys 32]
-  python tools/lab_memory_pretraining.py train RESULTS model.pt {values,full} LR EPOCHS
+  python lab/lab_memory_pretraining.py pretrain RESULTS model.pt [--n-keys 32]
+  python lab/lab_memory_pretraining.py train RESULTS model.pt {values,full} LR EPOCHS
 
 RESULTS is the results/ folder of a finished demo run (its tokenizer, pretraining text, fact
 task and TriviaQA records). CPU, seed 0.
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from lr_probe import load_config, need  # tools/ is on sys.path when run as a script
+from lr_probe import load_config, need  # lab/, the script's folder, is on sys.path
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from smf.data import sources

@@ -1,5 +1,7 @@
 """Does an arm learn at this rate? Train it briefly and measure held-out task loss.
 
+Lab, not the product (see lab/README.md).
+
 Accuracy on 100 questions moves by noise (about +-9 points) before a short run teaches a small
 model anything, so a rate is first checked on a quieter signal: the mean token loss of
 held-out task records written as training texts (the eval set, never trained on). A rate that
@@ -8,7 +10,7 @@ profile's settings for `--steps` optimizer steps per rate, using the base model,
 memory, background statistics and task data the DAG has already built (run the DAG's
 `background` rule first), and prints one row per rate.
 
-    python tools/lr_probe.py --configfile config/smollm2.yaml config/smollm2_offline.yaml \\
+    python lab/lr_probe.py --configfile config/smollm2.yaml config/smollm2_offline.yaml \\
         --arm smf_kl --lr 2e-3 2e-2 2e-1 --steps 10
 """
 
@@ -28,6 +30,7 @@ from smf.data import prompts, sources
 from smf.pipeline import stages
 from smf.probes import perplexity
 from smf.training import arms
+from smf.training.arms.registry import kind_of
 
 
 def load_config(root: Path, overlays: list[str]) -> dict:
@@ -65,13 +68,19 @@ def main() -> None:
     if args.arm not in config["arms"]:
         sys.exit(f"--arm {args.arm}: not in the merged config's arms ({sorted(config['arms'])})")
     arm_cfg = config["arms"][args.arm]
-    kind, results = arm_cfg["kind"], root / "results"
+    kind = kind_of(arm_cfg["kind"])
+    # The inputs are read where the DAG's shared stages write them (rules/common.smk):
+    # results/models/base, results/data/<dataset>.jsonl (not the per_run seeding's
+    # <dataset>.seed<n>.jsonl), results/models/retrofit[_<variant>][/seed<n>]/memory.safetensors
+    # and results/background[_<variant>][/seed<n>]/stats.safetensors. No run folder is read: the
+    # arm trains into a temporary folder laid out as a run's (<tmp>/run/<kind's artifact>).
+    results = root / "results"
     base_dir = need(results / "models" / "base", "base_model")
     task = need(results / "data" / f"{config['task']['dataset']}.jsonl", "prepare_data")
     learning = next(p for p in config["probes"].values() if p["kind"] == "multiple_choice")
     heldout = need(results / "data" / f"{learning['dataset']}.jsonl", "prepare_data")
     memory = background = None
-    if kind == "smf":  # the arm's own retrofit (a retrofit_variants entry, or the main one)
+    if kind.needs_retrofit:  # the arm's own retrofit (a retrofit_variants entry, or the main one)
         variant = arm_cfg["smf"]["retrofit"]
         suffix = "" if variant is None else f"_{variant}"
         per_run = f"seed{args.seed}" if config["seeding"] == "per_run" else ""
@@ -87,7 +96,7 @@ def main() -> None:
     train_cfg = {**config["train"], **arm_cfg["train"]}
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     windows = perplexity.text_windows(tokenizer, texts, train_cfg["max_length"])
-    start_kind = "retrofit" if kind == "smf" else "base"
+    start_kind = "retrofit" if kind.needs_retrofit else "base"
     before = perplexity.mean_nll(arms.load_for_eval(start_kind, base_dir, memory), windows)
     print(f"{args.arm}: held-out loss before training {before:.4f} ({len(texts)} records)")
     print("lr\tsteps\theld_out_loss\tchange\tlast_train_loss\tseconds")
@@ -95,17 +104,16 @@ def main() -> None:
         cfg = {**train_cfg, "lr": lr, "max_steps": args.steps}
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
+            artifact = tmp / "run" / kind.artifact  # as the finetune rules name it
             began = time.perf_counter()
             summary = stages.finetune(
                 args.arm, arm_cfg, cfg, seed=args.seed, base_dir=base_dir, task_path=task,
-                header=header, out_dir=tmp / "arm", out_log=tmp / "log.jsonl",
-                out_summary=tmp / "summary.json", work_dir=tmp / "work", device="cpu",
-                memory_path=memory, background_path=background,
+                header=header, out_dir=artifact if kind.artifact_is_dir else artifact.parent,
+                out_log=tmp / "log.jsonl", out_summary=tmp / "summary.json",
+                work_dir=tmp / "work", device="cpu", memory_path=memory,
+                background_path=background,
             )  # fmt: skip
-            model = arms.load_for_eval(
-                kind, base_dir, tmp / "arm" / "memory.safetensors" if kind == "smf" else tmp / "arm"
-            )
-            after = perplexity.mean_nll(model, windows)
+            after = perplexity.mean_nll(arms.load_for_eval(kind.name, base_dir, artifact), windows)
         print(
             f"{lr:g}\t{summary['steps']}\t{after:.4f}\t{after - before:+.4f}\t"
             f"{summary['final_loss']:.4f}\t{time.perf_counter() - began:.0f}",

@@ -1,4 +1,4 @@
-"""tools/lr_probe.py on the finished tiny run: it trains in a temporary folder and reports
+"""lab/lr_probe.py on the finished tiny run: it trains in a temporary folder and reports
 held-out task loss per rate, leaving the run's results untouched."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import REPO
 
-PROBE = REPO / "tools" / "lr_probe.py"
+PROBE = REPO / "lab" / "lr_probe.py"
 
 
 def run_probe(root: Path, *args: str) -> subprocess.CompletedProcess:
