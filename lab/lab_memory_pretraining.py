@@ -6,7 +6,7 @@ Paper 1's model is pretrained with its memory layer; the pipeline retrofits memo
 finished model (papers 2-3). This script pretrains the demo model with memories attached from
 the start (every parameter trains, with the demo profile's pretraining settings), then trains it
 on the fact task (every memory value row densely, or every parameter) and prints held-out
-accuracy, accuracy on a question form training taught, and TriviaQA. README: SMF in the demo.
+accuracy, accuracy on a question form training taught, and TriviaQA. docs/lab/demo.md.
 
   python lab/lab_memory_pretraining.py pretrain RESULTS model.pt [--n-keys 32]
   python lab/lab_memory_pretraining.py train RESULTS model.pt {values,full} LR EPOCHS

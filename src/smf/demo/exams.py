@@ -6,7 +6,7 @@ Two uses, one record maker:
 - answered exam questions about KNOWN plants in the demo's pretraining text, in paper 3's
   training format, so the base model has learned how an exam question is answered from a fact
   it has read, as a real instruct model has (without them full finetuning on the task stayed
-  at chance: README, "The demo's MedMCQA-like task").
+  at chance: docs/results/demo_medmcqa.md).
 Deterministic given the caller's `random.Random`.
 """
 
