@@ -102,9 +102,8 @@ def main() -> None:
                 out_summary=tmp / "summary.json", work_dir=tmp / "work", device="cpu",
                 memory_path=memory, background_path=background,
             )  # fmt: skip
-            model = arms.load_for_eval(
-                kind, base_dir, tmp / "arm" / "memory.safetensors" if kind == "smf" else tmp / "arm"
-            )
+            artifact = arms.artifact_path(arms.kind_of(kind), tmp / "arm")
+            model = arms.load_for_eval(kind, base_dir, artifact)
             after = perplexity.mean_nll(model, windows)
         print(
             f"{lr:g}\t{summary['steps']}\t{after:.4f}\t{after - before:+.4f}\t"
