@@ -192,3 +192,14 @@ def test_type_checking_imports_do_not_count():
     )
     names = {alias.name for node in runtime_imports(tree) for alias in node.names}
     assert names == {"TYPE_CHECKING", "smf.data", "smf.method"}
+
+
+def test_every_subpackage_says_what_it_holds_in_two_lines():
+    """Each package below smf opens with a two-line docstring (the top-level one with one)."""
+    wrong = {}
+    for name, path in MODULES.items():
+        if path.name == "__init__.py" and name != "smf":
+            doc = ast.get_docstring(ast.parse(path.read_text()), clean=False) or ""
+            if len(doc.strip().splitlines()) != 2:
+                wrong[name] = doc
+    assert not wrong, f"package docstrings that are not two lines: {wrong}"

@@ -3,7 +3,8 @@
 Every function takes paths and plain dicts (exactly what the rule passes through `params:`),
 writes its outputs atomically at the end, and returns a small summary. Keeping them here
 rather than in workflow/scripts/ makes them importable, testable and reusable outside
-Snakemake.
+Snakemake. What they share is in smf.pipeline.stage_io; an arm's training is its kind's
+(smf.training.arms), a probe's scoring its kind's (smf.probes.dispatch).
 """
 
 from __future__ import annotations
