@@ -23,6 +23,7 @@ with stages.log_to(snakemake.log[0]):
         memory_dtype=snakemake.params.memory_dtype,
         batch_size=snakemake.params.batch_size,
         header=snakemake.params.header,
+        kind_modules=snakemake.config.get("arm_kind_modules") or [],
     )
     for r in results:
         print({k: r[k] for k in ("model", "probe", "metric", "value", "n")})

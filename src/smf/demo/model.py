@@ -1,4 +1,4 @@
-"""The demo's tokenizer and tiny model config (the demo profile's `base.model: demo`).
+"""The demo's tokenizer and tiny model (the demo profile's `base.model: demo`).
 
 A byte-level BPE tokenizer trained on the demo world's text and a Qwen2 config shaped like
 Qwen2.5-0.5B, only much smaller, so the demo runs the paper's code paths on a laptop CPU.
@@ -7,12 +7,12 @@ Qwen2.5-0.5B, only much smaller, so the demo runs the paper's code paths on a la
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported inside the functions, so importing this module never loads torch
-    from transformers import PreTrainedTokenizerFast, Qwen2Config
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 # Tokenizer / model constants
 EOS_TOKEN = "<|endoftext|>"  # also used as bos, like Qwen2.5
@@ -114,3 +114,25 @@ def tiny_qwen2_config_for(tokenizer: PreTrainedTokenizerFast, **kwargs) -> Qwen2
         pad_token_id=tokenizer.pad_token_id,
         **kwargs,
     )
+
+
+def build_untrained(
+    texts: Iterable[str], settings: Mapping, seed: int
+) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerFast]:
+    """The demo base before its pretraining (smf.pipeline.stages.build_base): the tokenizer
+    trained on `texts` and the tiny Qwen2 shaped by `settings` (config `base.demo`), its
+    weights drawn from `seed`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = build_tokenizer(texts, vocab_size=settings["vocab_size"])
+    config = tiny_qwen2_config_for(
+        tokenizer,
+        hidden_size=settings["hidden_size"],
+        num_layers=settings["num_layers"],
+        intermediate_size=settings["intermediate_size"],
+        num_heads=settings["num_heads"],
+        num_kv_heads=settings["num_kv_heads"],
+    )
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config), tokenizer

@@ -18,6 +18,7 @@ import yaml
 
 from smf.data import gguf
 from smf.pipeline import sweeps
+from smf.training.arms import registry  # never loads torch
 
 # The dataset kind each consumer reads (data.<name>.kind).
 CONSUMER_KINDS = {
@@ -96,6 +97,10 @@ def check_config(
     """Raise ConfigError for the first cross-key mistake; `overlays` are the --configfile files."""
     workdir = Path(workdir)
     check_overlays(overlays)
+    try:  # kinds of the user's own register themselves (smf.training.arms.registry)
+        registry.import_kinds(config.get(registry.MODULES_KEY) or ())
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     check_dataset_refs(config)
     check_arms(config)
     check_experiments(config)
@@ -170,19 +175,20 @@ def check_arms(config: Mapping) -> None:
         sweeps.check_rates(run)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    slots = config["retrofit"]["memory"]["n_keys"] ** 2
-    for arm in run:
-        spec = config["arms"][arm]
-        need = {"smf": "smf", "lora": "lora"}.get(spec["kind"])
-        if need and need not in spec:
-            raise ConfigError(f"arms.{arm}: kind {spec['kind']} needs a `{need}:` section")
-        if spec["kind"] == "smf":
-            check_smf_start(config, arm, spec["smf"])
-        if spec["kind"] == "smf" and spec["smf"]["top_t"] > slots:
-            raise ConfigError(
-                f"arms.{arm}.smf.top_t: {spec['smf']['top_t']} exceeds the memory's {slots} "
-                "slots (retrofit.memory.n_keys ** 2)"
-            )
+    kinds = {arm: kind_of_arm(arm, spec) for arm, spec in config["arms"].items()}
+    for arm in run:  # the kind's own checks (e.g. smf: top_t fits the memory)
+        try:
+            kinds[arm].check_config(f"arms.{arm}", run[arm], config)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+
+def kind_of_arm(arm: str, spec: Mapping) -> registry.ArmKind:
+    """The arm's kind: built in, or registered by a module of `arm_kind_modules`."""
+    try:
+        return registry.kind_of(spec["kind"], key=f"arms.{arm}.kind")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 TASK_KINDS = ("multiple_choice", "text")  # what a task's training texts can be made from
@@ -282,27 +288,6 @@ def check_experiment_names(names: Iterable[str], taken: Mapping[str, str]) -> No
                 "an experiment's name is its Snakemake target, so rename the key (e.g. "
                 f"{name}_exp)"
             )
-
-
-def check_smf_start(config: Mapping, arm: str, smf: Mapping) -> None:
-    """The retrofit variant an SMF arm names exists, and alphas train only where they can."""
-    variants = config.get("retrofit_variants", {})
-    variant = smf.get("retrofit")
-    if variant is not None and variant not in variants:
-        raise ConfigError(
-            f"arms.{arm}.smf.retrofit: {variant!r} is not a key of `retrofit_variants` "
-            f"(have {sorted(variants)}); null means the main `retrofit`"
-        )
-    if not smf.get("train_alpha"):
-        return
-    if smf.get("optimizer") != "masked_adamw":
-        raise ConfigError(
-            f"arms.{arm}.smf.train_alpha: needs optimizer masked_adamw (the alphas take dense "
-            f"updates), got {smf.get('optimizer')!r}"
-        )
-    mode = {**config["retrofit"], **variants.get(variant, {})}.get("mode", "additive")
-    if mode != "additive":
-        raise ConfigError(f"arms.{arm}.smf.train_alpha: the {mode} retrofit has no alpha to train")
 
 
 def looks_like_local_path(model: str, workdir: Path) -> bool:

@@ -3,14 +3,13 @@
 Every function takes paths and plain dicts (exactly what the rule passes through `params:`),
 writes its outputs atomically at the end, and returns a small summary. Keeping them here
 rather than in workflow/scripts/ makes them importable, testable and reusable outside
-Snakemake.
+Snakemake. What they share is in smf.pipeline.stage_io; an arm's training is its kind's
+(smf.training.arms), a probe's scoring its kind's (smf.probes.dispatch).
 """
 
 from __future__ import annotations
 
-import json
-import platform
-import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -18,7 +17,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from smf.data import gguf, prepare, prompts, sources
 from smf.method import provenance
-from smf.method.background import BackgroundStats, compute_background
+from smf.method.background import compute_background
 from smf.method.memory import MemoryConfig
 from smf.method.retrofit import (
     RetrofitConfig,
@@ -27,49 +26,19 @@ from smf.method.retrofit import (
     retrofit,
     save_memory,
 )
-from smf.method.selection import METHODS
 from smf.pipeline import lock
 from smf.pipeline.freshness import (
     fingerprint as fingerprint,  # keys checkpoints to one exact config
 )
 from smf.pipeline.joblog import log_to as log_to  # re-exported: every rule script uses it
-from smf.probes import perplexity, qa, scoring
+from smf.pipeline.stage_io import clear_checkpoint, environment, torch_dtype, write_log
+from smf.pipeline.stage_io import texts_of as texts_of  # re-exported (tools)
+from smf.pipeline.stage_io import write_json as write_json  # re-exported (rule scripts)
+from smf.probes.dispatch import run_probe
 from smf.training import arms, precision
-from smf.training.config import RowSelection, TrainConfig
-from smf.training.loop import train
-
-
-def write_json(obj: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    tmp.replace(path)
-
-
-def clear_checkpoint(work_dir: str | Path) -> None:
-    """A finished run's checkpoint is dead weight once its outputs are written."""
-    shutil.rmtree(Path(work_dir) / "checkpoint", ignore_errors=True)
-
-
-def write_log(records: list[dict], path: str | Path) -> None:
-    sources.write_jsonl(records, path)
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    try:
-        return getattr(torch, name)
-    except AttributeError:
-        raise ValueError(f"unknown dtype {name!r} (use float32, bfloat16 or float16)") from None
-
-
-def environment() -> dict:
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
+from smf.training.arms.smf import SELECTION_KEYS as SELECTION_KEYS  # re-exported (tests)
+from smf.training.config import TrainConfig
+from smf.training.loop import TrainResult, train
 
 # --------------------------------------------------------------------------- data
 
@@ -86,10 +55,6 @@ def make_demo_world(out_dir: str | Path, seed: int) -> dict:
 
     paths = demo.write_demo_world(out_dir, seed=seed)
     return {k: str(v) for k, v in paths.items()}
-
-
-def texts_of(path: str | Path) -> list[str]:
-    return [r["text"] for r in sources.read_jsonl(path)]
 
 
 # --------------------------------------------------------------------------- base model
@@ -129,23 +94,23 @@ def build_base(
         tokenizer.save_pretrained(out_dir)
         return {"model": base["model"], "parameters": model.num_parameters()}
 
-    from smf.demo import model as demo_model
-
     if pretrain_corpus is None:
         raise ValueError("base.model 'demo' needs the demo pretraining corpus")
-    texts = texts_of(pretrain_corpus)
-    d = base["demo"]
-    tokenizer = demo_model.build_tokenizer(texts, vocab_size=d["vocab_size"])
-    config = demo_model.tiny_qwen2_config_for(
-        tokenizer,
-        hidden_size=d["hidden_size"],
-        num_layers=d["num_layers"],
-        intermediate_size=d["intermediate_size"],
-        num_heads=d["num_heads"],
-        num_kv_heads=d["num_kv_heads"],
+    return pretrain_demo(
+        base, out_dir, pretrain_corpus, device=device, work_dir=work_dir, seed=seed
     )
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config).to(arms.resolve_device(device))
+
+
+def pretrain_demo(
+    base: dict, out_dir: Path, corpus: str | Path, *, device: str, work_dir: str | Path, seed: int
+) -> dict:
+    """The demo's base: a tiny Qwen2 and its tokenizer (smf.demo.model) pretrained on `corpus`."""
+    from smf.demo import model as demo_model
+
+    texts = texts_of(corpus)
+    d = base["demo"]
+    model, tokenizer = demo_model.build_untrained(texts, d, seed)
+    model = model.to(arms.resolve_device(device))
     cfg = TrainConfig(seed=seed, **d["pretrain"])
     model, opt = arms.setup_full(model, cfg)
     result = train(
@@ -239,12 +204,6 @@ def background_stats(
 # --------------------------------------------------------------------------- finetune
 
 
-# arms.<arm>.smf keys -> RowSelection fields (absent keys keep RowSelection's defaults)
-SELECTION_KEYS = {
-    "count_tokens": "count_tokens", "select_per": "per", "kl_eps": "kl_eps", "select_ties": "ties",
-}  # fmt: skip
-
-
 def task_texts(task_path: str | Path, header: str, kind: str = "multiple_choice") -> list[str]:
     """Training texts: multiple-choice records in paper 3's format, or text records as they are."""
     records = sources.read_jsonl(task_path)
@@ -273,77 +232,75 @@ def finetune(
     memory_path: str | Path | None = None,
     background_path: str | Path | None = None,
     task_kind: str = "multiple_choice",
+    kind_modules: Sequence[str] = (),
 ) -> dict:
-    """Train one arm with one seed; writes its artifact, train_log.jsonl and summary.json."""
-    kind = arm_cfg["kind"]
+    """Train one arm with one seed; writes its artifact (in `out_dir`, or `out_dir` itself for
+    a kind whose artifact is a folder), train_log.jsonl and summary.json. The arm's kind comes
+    from the registry (smf.training.arms), after importing `kind_modules` (arm_kind_modules)."""
+    arms.import_kinds(kind_modules)
+    kind = arms.kind_of(arm_cfg["kind"], key=f"arms.{arm}.kind")
     dev = arms.resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     tcfg = TrainConfig(seed=seed, **train_cfg)
-    torch.manual_seed(seed)
-    selection = None
-    if kind == "smf":
-        dtype = precision.load_dtype(tcfg.precision, False, dev)
-        model = load_retrofitted(base_dir, memory_path, dtype=dtype).to(dev)
-        smf_cfg = arm_cfg["smf"]
-        if smf_cfg["method"] not in METHODS:
-            raise ValueError(f"arms.{arm}.smf.method must be one of {METHODS}")
-        background = BackgroundStats.load(background_path) if smf_cfg["method"] != "count" else None
-        if background is not None:  # statistics of another memory would select wrong rows
-            provenance.check_background(background, background_path, memory_path)
-        model, opt = arms.setup_smf(
-            model, tcfg, smf_cfg["optimizer"], train_alpha=smf_cfg.get("train_alpha", False)
-        )
-        selection = RowSelection(
-            method=smf_cfg["method"],
-            top_t=smf_cfg["top_t"],
-            background=background,
-            **{field: smf_cfg[key] for key, field in SELECTION_KEYS.items() if key in smf_cfg},
-        )
-    else:
-        dtype = precision.load_dtype(tcfg.precision, kind == "full", dev)
-        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype).to(dev)
-        if kind == "full":
-            model, opt = arms.setup_full(model, tcfg, arm_cfg.get("gradient_checkpointing", False))
-        elif kind == "lora":
-            model, opt = arms.setup_lora(model, tcfg, arm_cfg["lora"])
-        else:
-            raise ValueError(f"arms.{arm}.kind must be one of {arms.KINDS}, got {kind!r}")
-    texts = task_texts(task_path, header, task_kind)
-    result = train(
-        model, tokenizer, texts, tcfg, opt, work_dir=work_dir,
-        fingerprint=fingerprint(arm_cfg, train_cfg, seed, len(texts)), selection=selection,
+    run = arms.ArmRun(
+        arm=arm, config=arm_cfg, train=tcfg, base_dir=base_dir, device=dev,
+        memory_path=memory_path, background_path=background_path,
     )  # fmt: skip
-    arms.save_arm(kind, model.cpu(), out_dir)
+    torch.manual_seed(seed)
+    trainable = kind.setup(run)
+    texts = task_texts(task_path, header, task_kind)
+    key = fingerprint(arm_cfg, train_cfg, seed, len(texts))
+    result = train(
+        trainable.model, tokenizer, texts, tcfg, trainable.optimizer, work_dir=work_dir,
+        fingerprint=key, selection=trainable.selection,
+    )  # fmt: skip
+    arms.save_arm(kind.name, trainable.model.cpu(), out_dir)
     write_log(result.log, out_log)
-    summary = {
-        "arm": arm,
-        "kind": kind,
+    summary = run_summary(run, seed, len(texts), trainable, result, key, task_path)
+    write_json(summary, out_summary)
+    clear_checkpoint(work_dir)
+    return summary
+
+
+def run_summary(
+    run: arms.ArmRun,
+    seed: int,
+    examples: int,
+    trainable: arms.Trainable,
+    result: TrainResult,
+    key: str,
+    task_path: str | Path,
+) -> dict:
+    """A finished run's summary.json (`key`: the fingerprint its checkpoints were keyed by)."""
+    tcfg, arm_cfg, selection = run.train, run.config, trainable.selection
+    return {
+        "arm": run.arm,
+        "kind": arm_cfg["kind"],
         "seed": seed,
         "steps": result.steps,
-        "examples": len(texts),
+        "examples": examples,
         "effective_batch": tcfg.micro_batch_size * tcfg.grad_accum,
         "top_t": arm_cfg.get("smf", {}).get("top_t"),
         "method": arm_cfg.get("smf", {}).get("method"),
         "final_loss": result.log[-1]["loss"] if result.log else None,
         "rows_updated_total": sum(r["rows_updated"] for r in result.log),
         "diagnostics": result.extra.get("diagnostics"),  # SMF only: see smf.training.diagnostics
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "trainable_parameters": sum(
+            p.numel() for p in trainable.model.parameters() if p.requires_grad
+        ),
         "wall_seconds": result.wall_seconds,
         "resumed_from_step": result.resumed_from,
         "train": result.extra["config"],
         "environment": environment(),
         "provenance": {
-            "fingerprint": fingerprint(arm_cfg, train_cfg, seed, len(texts)),
+            "fingerprint": key,
             "task": str(task_path),
-            "memory_sha256": provenance.file_sha256(memory_path) if memory_path else None,
+            "memory_sha256": provenance.file_sha256(run.memory_path) if run.memory_path else None,
             "background": selection.background.provenance
             if selection and selection.background
             else None,
         },
     }
-    write_json(summary, out_summary)
-    clear_checkpoint(work_dir)
-    return summary
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -363,11 +320,14 @@ def evaluate(
     batch_size: int,
     header: str,
     memory_dtype: str = "float32",
+    kind_modules: Sequence[str] = (),
 ) -> list[dict]:
     """Score one model on every probe (loaded once) and write one eval-result JSON per probe.
 
     Memories stay float32 (`memory_dtype: float32`, ours) or take the model's dtype
-    (`model`: paper 3's code casts the whole model, memory included, for evaluation)."""
+    (`model`: paper 3's code casts the whole model, memory included, for evaluation).
+    `kind_modules` (arm_kind_modules) register the kinds of their own that arms may use."""
+    arms.import_kinds(kind_modules)
     dev = arms.resolve_device(device)
     tdtype = torch_dtype(dtype) if dev.type == "cuda" else torch.float32
     model = arms.load_for_eval(kind, base_dir, artifact, dtype=tdtype, device=dev)
@@ -395,24 +355,3 @@ def evaluate(
     for result in results:  # write only when every probe succeeded
         write_json(result, outs[result["probe"]])
     return results
-
-
-def run_probe(model, tokenizer, cfg: dict, records: list[dict], batch_size: int, header: str):
-    protocol = cfg["protocol"]
-    if cfg["kind"] == "multiple_choice":
-        return scoring.multiple_choice_accuracy(
-            model, tokenizer, records, protocol=protocol, batch_size=batch_size, header=header
-        )
-    if cfg["kind"] == "perplexity":
-        return perplexity.perplexity(
-            model, tokenizer, [r["text"] for r in records], protocol=protocol,
-            limit=cfg.get("limit", 1000),
-            max_length=cfg.get("max_length"),  # None: the protocol's default
-            stride=cfg.get("stride", 512), batch_size=batch_size,
-        )  # fmt: skip
-    if cfg["kind"] == "qa":
-        return qa.qa_accuracy(
-            model, tokenizer, records, protocol=protocol,
-            max_new_tokens=cfg.get("max_new_tokens"), batch_size=batch_size,
-        )  # fmt: skip
-    raise ValueError(f"probe kind {cfg['kind']!r} is unknown")

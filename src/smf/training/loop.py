@@ -174,6 +174,21 @@ def flush(pending: list[dict], log: list[dict]) -> None:
     pending.clear()
 
 
+def optimizer_step(
+    model: nn.Module, params: list[nn.Parameter], optimizer: torch.optim.Optimizer, scheduler, cfg
+) -> tuple[torch.Tensor, float]:
+    """Clip, step the optimizer and the schedule, clear the gradients; returns the gradient
+    norm before clipping (on the device) and the learning rate the step used."""
+    # "torch" clips model.parameters() in their order, as the HF Trainer does
+    clip_params = model.parameters() if cfg.clip == "torch" else params
+    grad_norm = clip_gradients(clip_params, cfg.max_grad_norm, cfg.clip)
+    lr = scheduler.get_last_lr()[0]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm, lr
+
+
 def train(
     model: nn.Module,
     tokenizer,
@@ -225,13 +240,7 @@ def train(
             if selection and not per_micro:
                 for layer, rows in selection.choose(counter, trace).items():
                     restrict_grad_to_rows(mems[layer].values, rows)
-            # "torch" clips model.parameters() in their order, as the HF Trainer does
-            clip_params = model.parameters() if cfg.clip == "torch" else params
-            grad_norm = clip_gradients(clip_params, cfg.max_grad_norm, cfg.clip)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            grad_norm, lr = optimizer_step(model, params, optimizer, scheduler, cfg)
             pending.append(step_record(step + 1, loss, lr, grad_norm, trace))
             done = step + 1
             save = done < n_steps and checkpoint_due(cfg, done, time.perf_counter() - last_save)
