@@ -58,7 +58,8 @@ def base_identity(model: PreTrainedModel) -> dict:
     samples = {}
     for name, p in model.named_parameters():
         flat = p.detach().reshape(-1)
-        idx = torch.linspace(0, flat.numel() - 1, SAMPLES_PER_TENSOR).long().to(flat.device)
+        last, n = flat.numel() - 1, SAMPLES_PER_TENSOR - 1
+        idx = torch.tensor([k * last // n for k in range(n + 1)], device=flat.device)
         samples[name] = flat[idx].float().cpu().tolist()
     return {
         "architecture": type(model).__name__,
