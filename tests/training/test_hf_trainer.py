@@ -37,7 +37,7 @@ def trainer(model, tokenizer, background, cfg, out, **args):
     return smf.SMFTrainer(
         clip=cfg.clip,
         model=model,
-        args=smf.training_arguments(cfg, out, **args),
+        args=smf.training_arguments(cfg, out, use_cpu=True, **args),  # where the loop runs
         train_dataset=smf.TokenizedTexts(tokenizer, FACTS, cfg.max_length, cfg.append_eos),
         background=background,
         processing_class=tokenizer,
@@ -50,8 +50,9 @@ def trainer(model, tokenizer, background, cfg, out, **args):
         ({}, {}),
         ({"optimizer": "sgd", "method": "kl", "loss_weighting": "tokens"}, {"grad_accum": 3}),
         ({"optimizer": "masked_adamw", "select_per": "micro_batch"}, {"clip": "torch"}),
+        ({}, {"precision": "bf16_autocast"}),  # the Trainer's bf16=True
     ],
-    ids=["adam-tfidf", "sgd-kl-tokens-ga3", "masked_adamw-per-micro-batch"],
+    ids=["adam-tfidf", "sgd-kl-tokens-ga3", "masked_adamw-per-micro-batch", "bf16-autocast"],
 )
 def test_five_trainer_steps_equal_the_pipelines_loop(tokenizer, tmp_path, smf_kw, cfg_kw):
     cfg = config(loss_weighting=smf_kw.get("loss_weighting", "micro_batch_mean"), **cfg_kw)
