@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 import torch
 from conftest import REPO, make_tiny_qwen2
-from helpers import small_config
+from smf_models import small_config
 
 from smf.method.retrofit import memories
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 from conftest import REPO, make_tiny_qwen2
-from helpers import make_tiny_llama, recovered, small_config, values
+from smf_models import make_tiny_llama, recovered, small_config, values
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import smf

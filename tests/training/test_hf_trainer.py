@@ -14,7 +14,7 @@ from smf.training.config import TrainConfig
 from smf.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from helpers import FACTS, recovered, twin, values  # noqa: E402
+from smf_models import FACTS, recovered, twin, values  # noqa: E402
 
 
 def config(**kw) -> TrainConfig:
