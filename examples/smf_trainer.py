@@ -56,13 +56,13 @@ def run(
     *,
     config: smf.SMFConfig,
     steps: int = 5,
-    recovery_steps: int = 10,
-    lr: float = 1e-2,
+    recovery_steps: int = 30,
+    lr: float = 3e-2,
 ) -> str:
     """The whole flow; returns the reloaded model's greedy continuation of PROMPT."""
     out = Path(out)
     model = smf.get_smf_model(load_base(), config)  # logits still the base's, bit for bit
-    smf.recover(model, tokenizer, GENERAL, lr=1e-3, max_steps=recovery_steps, warmup_steps=0,
+    smf.recover(model, tokenizer, GENERAL, lr=1e-2, max_steps=recovery_steps, warmup_steps=0,
                 micro_batch_size=4, grad_accum=1)  # fmt: skip
     background = smf.compute_background(model, tokenizer, GENERAL, progress=False)
     args = TrainingArguments(
