@@ -23,6 +23,7 @@ LAYERS = [
     "demo",
     "tasks",
     "training",
+    "api",
     "probes",
     "report",
     "pipeline",

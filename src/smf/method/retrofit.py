@@ -180,6 +180,12 @@ def load_memory(model: PreTrainedModel, path: str | Path) -> PreTrainedModel:
         raise FileNotFoundError(f"memory config not found next to {path}: expected {cfg_file}")
     config = RetrofitConfig.from_dict(read_json(cfg_file, "memory config"))
     retrofit(model, config)
+    return load_memory_tensors(model, path)
+
+
+def load_memory_tensors(model: nn.Module, path: str | Path) -> nn.Module:
+    """Copy the memory tensors saved at `path` into an already retrofitted `model`."""
+    path = Path(path)
     state = read_tensors(path, "memory")
     expected = memory_state_dict(model)
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)

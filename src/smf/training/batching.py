@@ -33,12 +33,18 @@ def tokenize(
 
 def loss_weights(micro: list[list[int]], seqs: list[list[int]], how: str) -> list[float]:
     """Factor on each micro-batch's mean loss (see LOSS_WEIGHTINGS); host-side, no sync."""
+    # causal LM: a text of n tokens carries n - 1 losses
+    return weights_of_counts([sum(len(seqs[i]) - 1 for i in ids) for ids in micro], how)
+
+
+def weights_of_counts(n_losses: list[int], how: str) -> list[float]:
+    """Factor on each micro-batch's mean loss, from how many losses each one carries (the
+    Trainer path counts them on its batches: smf.training.hf_trainer)."""
     if how == "micro_batch_sum":
-        return [1.0] * len(micro)
-    if how == "tokens":  # causal LM: a text of n tokens carries n - 1 losses
-        n = [sum(len(seqs[i]) - 1 for i in ids) for ids in micro]
-        return [k / max(sum(n), 1) for k in n]
-    return [1.0 / len(micro)] * len(micro)
+        return [1.0] * len(n_losses)
+    if how == "tokens":
+        return [k / max(sum(n_losses), 1) for k in n_losses]
+    return [1.0 / len(n_losses)] * len(n_losses)
 
 
 def collate(seqs: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:

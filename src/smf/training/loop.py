@@ -5,6 +5,10 @@ checkpoint and replays exactly the same batches (the data order is a pure functi
 and epoch, see smf.training.batching, and RNG state is checkpointed). Checkpoints live in a work
 folder that is not a Snakemake output, keyed by a fingerprint of everything the run depends
 on: a changed config never resumes stale state.
+
+SMF's share of a step (count the slots each micro-batch reads, select rows against the
+background, restrict the value gradients, clip) is `SparseStep` and `clip_step`: the Hugging
+Face Trainer path (smf.training.hf_trainer) drives the same ones.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,6 +81,70 @@ def gradient_hooks(
     return combining_rows([m.values for m in mems.values()])
 
 
+def selection_memories(model: nn.Module, selection: RowSelection | None) -> dict[int, nn.Module]:
+    """The memories SMF selects rows of, with the background moved once to their device."""
+    if selection is None:
+        return {}
+    mems = memories(model)
+    if not mems:
+        raise ValueError("SMF row selection needs a retrofitted model")
+    if selection.background is not None:
+        selection.background = selection.background.to(next(model.parameters()).device)
+    return mems
+
+
+def clip_step(model: nn.Module, params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.Tensor:
+    """Clip as `cfg.clip` says; returns the norm before clipping (on the device). "torch" clips
+    model.parameters() in their order, as the HF Trainer does; "smf" the optimizer's params."""
+    clip_params = model.parameters() if cfg.clip == "torch" else params
+    return clip_gradients(clip_params, cfg.max_grad_norm, cfg.clip)
+
+
+class SparseStep:
+    """count -> select -> restrict for one model; a no-op for arms without a selection.
+
+    Per micro-batch: run the forward inside `recording(model)`, then `count(model, batch)`.
+    Per optimizer step, after the last backward: `restrict()`, then clip (`clip_step`).
+    `hooks()` must be open while gradients are computed.
+    """
+
+    def __init__(
+        self, model: nn.Module, selection: RowSelection | None, trace: SelectionTrace | None = None
+    ):
+        self.selection = selection
+        self.mems = selection_memories(model, selection)
+        self.counter = SlotCounter()
+        self.current: dict[int, torch.Tensor] = {}  # rows the running micro-batch may change
+        self.trace = trace
+
+    @property
+    def per_micro_batch(self) -> bool:
+        return self.selection is not None and self.selection.per_micro_batch
+
+    def hooks(self) -> contextlib.AbstractContextManager:
+        return gradient_hooks(self.mems, self.selection, self.current)
+
+    def recording(self, model: nn.Module) -> contextlib.AbstractContextManager:
+        """Where the forward runs: memories keep their slot indices (SMF only)."""
+        return recording(model) if self.selection is not None else contextlib.nullcontext()
+
+    def count(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> None:
+        """Count the slots the last forward read on `batch`'s counted tokens; per micro-batch
+        selection chooses this micro-batch's rows now (the hooks cut its gradient to them)."""
+        if self.selection is None:
+            return
+        self.counter.add(model, self.selection.token_mask(batch))
+        if self.per_micro_batch:
+            self.current.update(self.selection.choose(self.counter, self.trace))
+
+    def restrict(self) -> None:
+        """Per-step selection: keep only the chosen rows of each value table's gradient."""
+        if self.selection is None or self.per_micro_batch:
+            return
+        for layer, rows in self.selection.choose(self.counter, self.trace).items():
+            restrict_grad_to_rows(self.mems[layer].values, rows)
+
+
 def checkpoint_due(cfg: TrainConfig, done: int, seconds_since_save: float) -> bool:
     """Every `checkpoint_every` steps, or once `checkpoint_minutes` have passed since the last
     save: a step count suits small models, wall time suits large ones (a 6 GB checkpoint every
@@ -99,44 +167,23 @@ def accumulate_gradients(
     micro: list[list[int]],
     cfg: TrainConfig,
     pad_id: int,
-    selection: RowSelection | None,
-    counter: SlotCounter,
-    current: dict[int, torch.Tensor],
-    trace: SelectionTrace | None = None,
+    sparse: SparseStep,
 ) -> torch.Tensor:
-    """Forward and backward the micro-batches `micro` of one optimizer step. Returns the mean
-    micro-batch loss (a device tensor: reading it would sync); per-micro-batch selections are
-    reported to `trace`."""
+    """Forward and backward the micro-batches `micro` of one optimizer step, counting each
+    one's slot reads for SMF (`sparse`). Returns the mean micro-batch loss (a device tensor:
+    reading it would sync)."""
     device = next(model.parameters()).device
-    per_micro = selection is not None and selection.per_micro_batch
     loss_sum = torch.zeros((), device=device)
     for ids, weight in zip(micro, loss_weights(micro, seqs, cfg.loss_weighting), strict=True):
         batch = {k: v.to(device) for k, v in collate([seqs[i] for i in ids], pad_id).items()}
-        if selection:
-            with recording(model), precision.autocast(cfg.precision, device):
-                out = model(**batch)
-                counter.add(model, selection.token_mask(batch))
-            if per_micro:  # the hooks cut this micro-batch's gradient to its own rows
-                current.update(selection.choose(counter, trace))
-        else:
+        with sparse.recording(model):
             with precision.autocast(cfg.precision, device):
                 out = model(**batch)
+            sparse.count(model, batch)  # selection itself runs outside autocast
         loss = out.loss
         (loss * weight).backward()
         loss_sum += loss.detach().float()
     return loss_sum / len(micro)
-
-
-def selection_memories(model: nn.Module, selection: RowSelection | None) -> dict[int, nn.Module]:
-    """The memories SMF selects rows of, with the background moved once to their device."""
-    if selection is None:
-        return {}
-    mems = memories(model)
-    if not mems:
-        raise ValueError("SMF row selection needs a retrofitted model")
-    if selection.background is not None:
-        selection.background = selection.background.to(next(model.parameters()).device)
-    return mems
 
 
 def step_record(
@@ -179,9 +226,7 @@ def optimizer_step(
 ) -> tuple[torch.Tensor, float]:
     """Clip, step the optimizer and the schedule, clear the gradients; returns the gradient
     norm before clipping (on the device) and the learning rate the step used."""
-    # "torch" clips model.parameters() in their order, as the HF Trainer does
-    clip_params = model.parameters() if cfg.clip == "torch" else params
-    grad_norm = clip_gradients(clip_params, cfg.max_grad_norm, cfg.clip)
+    grad_norm = clip_step(model, params, cfg)
     lr = scheduler.get_last_lr()[0]
     optimizer.step()
     scheduler.step()
@@ -215,31 +260,22 @@ def train(
     scheduler = make_scheduler(optimizer, cfg, n_steps)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     ckpt = Checkpointer(work_dir, fingerprint)
-    mems = selection_memories(model, selection)
+    trace = SelectionTrace(selection.top_t) if selection else None
+    sparse = SparseStep(model, selection, trace)
     plan = BatchPlan([len(s) for s in seqs], cfg)
     sample = ratio_sample(seqs, plan) if selection else []
     # measured before any checkpoint is loaded: always the model as given (the retrofit)
     ratio_start = output_ratio(model, sample, pad_id, cfg)
     torch.manual_seed(cfg.seed)
     start, log = ckpt.load(model, optimizer, scheduler)
-    counter = SlotCounter()
-    per_micro = selection is not None and selection.per_micro_batch
-    current: dict[int, torch.Tensor] = {}  # rows the running micro-batch may change
-    hooks = gradient_hooks(mems, selection, current)
-    trace = SelectionTrace(selection.top_t) if selection else None
     model.train()
     t0 = last_save = time.perf_counter()
     bar = tqdm(total=n_steps, initial=start, desc="train", disable=not progress)
     pending: list[dict] = []  # records whose loss and norm still live on the device
-    with hooks:
+    with sparse.hooks():
         for step in range(start, n_steps):
-            loss = accumulate_gradients(
-                model, seqs, plan.micro_batches(step), cfg, pad_id, selection, counter, current,
-                trace,
-            )  # fmt: skip
-            if selection and not per_micro:
-                for layer, rows in selection.choose(counter, trace).items():
-                    restrict_grad_to_rows(mems[layer].values, rows)
+            loss = accumulate_gradients(model, seqs, plan.micro_batches(step), cfg, pad_id, sparse)
+            sparse.restrict()  # count -> select -> restrict (SMF), shared with SMFTrainer
             grad_norm, lr = optimizer_step(model, params, optimizer, scheduler, cfg)
             pending.append(step_record(step + 1, loss, lr, grad_norm, trace))
             done = step + 1
