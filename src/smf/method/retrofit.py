@@ -64,6 +64,9 @@ class MemoryBlock(nn.Module):
         self.alpha = nn.Parameter(torch.tensor(float(alpha_init))) if mlp is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.memory.paper3_bf16:  # paper 3: memory(x) and alpha cast to x's dtype (bf16)
+            mem = self.memory(x).to(x.dtype)
+            return mem if self.mlp is None else self.mlp(x) + self.alpha.to(x.dtype) * mem
         mem_dtype = self.memory.values.dtype
         mem = self.memory(x.to(mem_dtype))
         if self.mlp is None:
@@ -206,6 +209,22 @@ def load_retrofitted(
     """Base weights from `base` (folder or hub id) plus the memory saved at `memory_path`."""
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, **kwargs)
     return load_memory(model, memory_path)
+
+
+def to_paper3_bf16(model: nn.Module, train_alpha: bool = False) -> None:
+    """Paper 3's memory precision for the sparse stage. Its retrofit checkpoint is loaded into
+    a bf16 model, which rounds every memory tensor to bf16; the trainable ones (the value
+    tables, and the alphas of its "+S" arms) are then cast back to float32 for the update,
+    the rest (query, sub-keys, projections, frozen alphas) stays bf16, and the memory scores
+    its slots in bf16 (`ProductKeyMemory.paper3_bf16`)."""
+    for block in memory_blocks(model).values():
+        for name, p in block.named_parameters():
+            if name.startswith("mlp."):
+                continue  # the base's MLP: the base model's dtype
+            rounded = p.data.to(torch.bfloat16)
+            trains = name == "memory.values" or (name == "alpha" and train_alpha)
+            p.data = rounded.float() if trains else rounded
+        block.memory.paper3_bf16 = True
 
 
 def set_sparse_values(model: nn.Module, sparse: bool) -> None:

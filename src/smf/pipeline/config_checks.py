@@ -177,10 +177,28 @@ def check_arms(config: Mapping) -> None:
         raise ConfigError(str(err)) from None
     kinds = {arm: kind_of_arm(arm, spec) for arm, spec in config["arms"].items()}
     for arm in run:  # the kind's own checks (e.g. smf: top_t fits the memory)
+        check_arm_train(
+            f"arms.{arm}", kinds[arm].name, {**config.get("train", {}), **run[arm].get("train", {})}
+        )
         try:
             kinds[arm].check_config(f"arms.{arm}", run[arm], config)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+
+
+def check_arm_train(key: str, kind: str, train: Mapping) -> None:
+    """Train keys that only some arms or settings can honour (`train` merged with the arm's)."""
+    if train.get("precision") == "paper3_bf16" and kind != "smf":
+        raise ConfigError(
+            f"{key}.train.precision: paper3_bf16 is paper 3's sparse stage (kind smf), not "
+            f"kind {kind}; `train.precision` applies to every arm unless an arm sets its own"
+        )
+    grouped = train.get("group_by_length") or train.get("group_size", 1) > 1
+    if train.get("order") == "hf_trainer" and grouped:
+        raise ConfigError(
+            f"{key}.train.order: hf_trainer shuffles texts one by one: it needs "
+            "group_by_length false and group_size 1"
+        )
 
 
 def kind_of_arm(arm: str, spec: Mapping) -> registry.ArmKind:

@@ -6,6 +6,10 @@
   on a GPU. Memory parameters keep their own dtype (`RetrofitConfig.memory_dtype`).
 - bf16: as bf16_autocast, but the weights that train are bf16 too: paper 3's code trains full
   finetuning this way (its SMF and LoRA keep fp32 trainable weights).
+- paper3_bf16 (SMF only): paper 3's sparse stage. The whole model is bf16 on every device,
+  the memory included: its parameters rounded to bf16, slot scores and softmax weights in bf16;
+  the value tables (and trained alphas) rounded to bf16, then held in float32 for the update
+  (smf.method.retrofit.to_paper3_bf16); the forward runs under bf16 autocast.
 
 On a GPU, TF32 tensor cores are allowed for whatever stays float32.
 """
@@ -16,7 +20,7 @@ import contextlib
 
 import torch
 
-PRECISIONS = ("fp32", "bf16_autocast", "bf16")
+PRECISIONS = ("fp32", "bf16_autocast", "bf16", "paper3_bf16")
 
 
 def check(precision: str) -> str:
@@ -29,11 +33,18 @@ def load_dtype(precision: str, trains_base: bool, device: torch.device) -> torch
     """dtype to load the base weights in. Frozen weights go bf16 only on a GPU: a CPU has no
     fast bf16 matmul, so CPU runs keep float32 weights even under autocast."""
     check(precision)
+    if precision == "paper3_bf16":  # paper 3's bf16 model, also on a CPU (exact, slow)
+        return torch.bfloat16
     if precision == "bf16":
         return torch.bfloat16 if trains_base or device.type == "cuda" else torch.float32
     if precision == "bf16_autocast" and not trains_base and device.type == "cuda":
         return torch.bfloat16
     return torch.float32
+
+
+def memory_bf16(precision: str) -> bool:
+    """Whether the memory computes as paper 3's bf16 memory does (smf.method.retrofit)."""
+    return check(precision) == "paper3_bf16"
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
