@@ -212,18 +212,17 @@ def load_retrofitted(
 
 
 def to_paper3_bf16(model: nn.Module, train_alpha: bool = False) -> None:
-    """Paper 3's memory precision for the sparse stage. Its retrofit checkpoint is loaded into
-    a bf16 model, which rounds every memory tensor to bf16; the trainable ones (the value
-    tables, and the alphas of its "+S" arms) are then cast back to float32 for the update,
-    the rest (query, sub-keys, projections, frozen alphas) stays bf16, and the memory scores
-    its slots in bf16 (`ProductKeyMemory.paper3_bf16`)."""
+    """Paper 3's precision for the sparse stage. Its code casts the whole retrofitted model to
+    bf16 (`model.to(bf16)`: every weight, the memory's included, and floating buffers such as
+    the rotary inverse frequencies), loads the retrofit checkpoint into it, then casts the
+    tensors that train (the value tables, and the alphas of its "+S" arms) back to float32.
+    The memory then scores its slots in bf16 (`ProductKeyMemory.paper3_bf16`)."""
+    model.to(torch.bfloat16)
     for block in memory_blocks(model).values():
-        for name, p in block.named_parameters():
-            if name.startswith("mlp."):
-                continue  # the base's MLP: the base model's dtype
-            rounded = p.data.to(torch.bfloat16)
-            trains = name == "memory.values" or (name == "alpha" and train_alpha)
-            p.data = rounded.float() if trains else rounded
+        trains = [block.memory.values] + ([block.alpha] if train_alpha else [])
+        for p in trains:
+            if p is not None:
+                p.data = p.data.float()
         block.memory.paper3_bf16 = True
 
 

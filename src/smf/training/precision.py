@@ -6,10 +6,11 @@
   on a GPU. Memory parameters keep their own dtype (`RetrofitConfig.memory_dtype`).
 - bf16: as bf16_autocast, but the weights that train are bf16 too: paper 3's code trains full
   finetuning this way (its SMF and LoRA keep fp32 trainable weights).
-- paper3_bf16 (SMF only): paper 3's sparse stage. The whole model is bf16 on every device,
-  the memory included: its parameters rounded to bf16, slot scores and softmax weights in bf16;
-  the value tables (and trained alphas) rounded to bf16, then held in float32 for the update
-  (smf.method.retrofit.to_paper3_bf16); the forward runs under bf16 autocast.
+- paper3_bf16 (SMF only): paper 3's sparse stage. The whole model is cast to bf16 on every
+  device, the memory and floating buffers (rotary frequencies) included; slot scores and softmax
+  weights are bf16; the value tables (and trained alphas) are rounded to bf16, then held in
+  float32 for the update (smf.method.retrofit.to_paper3_bf16); the forward runs under bf16
+  autocast.
 
 On a GPU, TF32 tensor cores are allowed for whatever stays float32.
 """
