@@ -13,6 +13,7 @@ reference transcribes both from their formulas.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 
 import pytest
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from conftest import REPO, make_tiny_qwen2
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from smf.method.background import BackgroundStats, compute_background
 from smf.method.memory import MemoryConfig
@@ -497,10 +498,21 @@ class Recorder(torch.nn.Module):
         return {"loss": (self.w - 1).pow(2).sum()}
 
 
-@pytest.mark.parametrize("n", [23, 24])
+class StepEnds(TrainerCallback):
+    """How many micro-batches the model had seen at each optimizer step's end."""
+
+    def __init__(self, model: Recorder):
+        self.model, self.ends = model, []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(len(self.model.seen))
+
+
+@pytest.mark.parametrize("n", [21, 23, 24, 25])
 def test_hf_trainer_order_is_the_real_trainers(tmp_path, n):
     """`order: hf_trainer` gives the micro-batches a real `transformers.Trainer` run given no
-    seed draws, epoch by epoch (3 epochs), whatever the run's seed; `plan` follows the seed."""
+    seed draws, in the same optimizer steps, epoch by epoch (3 epochs; n leaves partial
+    micro-batches and steps at an epoch's end), whatever the run's seed; `plan` follows it."""
     args = TrainingArguments(
         output_dir=str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=3,
         num_train_epochs=3, report_to=[], use_cpu=True, save_strategy="no",
@@ -508,21 +520,24 @@ def test_hf_trainer_order_is_the_real_trainers(tmp_path, n):
     )  # fmt: skip
     torch.manual_seed(1234)  # the Trainer reseeds with its own seed (42)
     model = Recorder()
+    steps_seen = StepEnds(model)
     Trainer(
         model=model, args=args, train_dataset=[{"input_ids": [i]} for i in range(n)],
         data_collator=lambda f: {"input_ids": torch.tensor([x["input_ids"] for x in f])},
+        callbacks=[steps_seen],
     ).train()  # fmt: skip
-    steps = 3 * 4  # ceil(n / 6) steps per epoch
+    steps = 3 * math.ceil(n / 6)
     plans = {
         (order, seed): BatchPlan(
             [1] * n, TrainConfig(lr=1.0, micro_batch_size=2, grad_accum=3, seed=seed, order=order)
         )
         for order in ("hf_trainer", "plan") for seed in (0, 7)
     }  # fmt: skip
-    runs = {
-        key: [mb for s in range(steps) for mb in p.micro_batches(s)] for key, p in plans.items()
-    }
+    per_step = {key: [p.micro_batches(s) for s in range(steps)] for key, p in plans.items()}
+    runs = {key: [mb for step in mbs for mb in step] for key, mbs in per_step.items()}
     assert runs[("hf_trainer", 0)] == runs[("hf_trainer", 7)] == model.seen
+    ends = list(itertools.accumulate(len(step) for step in per_step[("hf_trainer", 0)]))
+    assert steps_seen.ends == ends  # the same micro-batches make each optimizer step
     per_epoch = len(model.seen) // 3
     epochs = [model.seen[e * per_epoch : (e + 1) * per_epoch] for e in range(3)]
     assert epochs[0] != epochs[1] != epochs[2]  # the Trainer's seed moves with the epoch
