@@ -103,6 +103,14 @@ def merged_config(overlay: dict | None = None) -> dict:
             "arms.full.train.precision: paper3_bf16 is paper 3's sparse stage (kind smf)",
         ),
         (
+            {"retrofit": {"recovery": {"train": {"precision": "paper3_bf16"}}}},
+            "retrofit.recovery.train.precision: paper3_bf16 is paper 3's sparse stage",
+        ),
+        (
+            {"train": {"precision": "paper3_bf16"}},  # every arm and the recovery inherit it
+            "retrofit.recovery.train.precision: paper3_bf16 is paper 3's sparse stage",
+        ),
+        (
             {"arms": {"smf_kl": {"train": {"order": "hf_trainer", "group_by_length": True}}}},
             "arms.smf_kl.train.order: hf_trainer shuffles texts one by one",
         ),
