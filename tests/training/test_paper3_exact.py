@@ -618,3 +618,18 @@ def test_the_smf_kind_sets_up_paper3_bf16(tmp_path, tokenizer, train_alpha):
     assert {n for n in trains if n.endswith("alpha")} == (
         {"model.layers.1.mlp.alpha", "model.layers.3.mlp.alpha"} if train_alpha else set()
     )
+
+
+def test_paper3_bf16_leaves_tf32_off():
+    """Paper 3's Trainer leaves torch's TF32 default (off for matmuls); ours turns it on."""
+    from smf.training import precision
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        precision.allow_tf32(torch.device("cuda"), "paper3_bf16")  # only reads the type
+        assert not torch.backends.cuda.matmul.allow_tf32
+        precision.allow_tf32(torch.device("cuda"), "bf16_autocast")
+        assert torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

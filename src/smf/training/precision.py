@@ -12,7 +12,7 @@
   float32 for the update (smf.method.retrofit.to_paper3_bf16); the forward runs under bf16
   autocast.
 
-On a GPU, TF32 tensor cores are allowed for whatever stays float32.
+On a GPU, TF32 tensor cores are allowed for whatever stays float32 (not under paper3_bf16).
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def allow_tf32(device: torch.device) -> None:
-    """TF32 for float32 matmuls and convolutions on CUDA (no effect on a CPU)."""
-    if device.type == "cuda":
+def allow_tf32(device: torch.device, precision: str = "fp32") -> None:
+    """TF32 for float32 matmuls and convolutions on CUDA (no effect on a CPU); not for
+    paper3_bf16, whose Trainer leaves torch's defaults (no TF32 for matmuls)."""
+    if device.type == "cuda" and check(precision) != "paper3_bf16":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
