@@ -86,12 +86,52 @@ def merged_config(overlay: dict | None = None) -> dict:
             },
             "arms.smf_kl.smf.train_alpha: the replacement retrofit has no alpha",
         ),  # fmt: skip
+        (
+            {"arms": {"smf_kl": {"smf": {"method": "count", "select_ties": "topk"}}}},
+            "arms.smf_kl.smf.select_ties: topk needs method tfidf or kl",
+        ),
+        (
+            {"arms": {"smf_kl": {"train": {"clip": "torch"}}}},  # its optimizer: sparse adam
+            "arms.smf_kl.train.clip: torch needs optimizer masked_adamw",
+        ),
+        (
+            {"train": {"clip": "torch"}},  # the profile-wide default reaches the SMF arms too
+            "arms.smf_tfidf.train.clip: torch needs optimizer masked_adamw",
+        ),
+        (
+            {"arms": {"full": {"train": {"precision": "paper3_bf16"}}}},
+            "arms.full.train.precision: paper3_bf16 is paper 3's sparse stage (kind smf)",
+        ),
+        (
+            {"retrofit": {"recovery": {"train": {"precision": "paper3_bf16"}}}},
+            "retrofit.recovery.train.precision: paper3_bf16 is paper 3's sparse stage",
+        ),
+        (
+            {"train": {"precision": "paper3_bf16"}},  # every arm and the recovery inherit it
+            "retrofit.recovery.train.precision: paper3_bf16 is paper 3's sparse stage",
+        ),
+        (
+            {"arms": {"smf_kl": {"train": {"order": "hf_trainer", "group_by_length": True}}}},
+            "arms.smf_kl.train.order: hf_trainer shuffles texts one by one",
+        ),
     ],
 )
 def test_cross_key_mistakes_name_the_key_first(tmp_path, overlay, first):
     with pytest.raises(ConfigError) as err:
         check_config(merged_config(overlay), tmp_path)
     assert str(err.value).splitlines()[0].startswith(first), err.value
+
+
+def test_paper3_switches_pass_where_they_apply(tmp_path):
+    """The `*_paper3` arms' switches on an SMF arm with masked_adamw, and clip torch on the
+    dense arms, are not errors."""
+    smf = {"optimizer": "masked_adamw", "select_ties": "topk"}
+    train = {"clip": "torch", "precision": "paper3_bf16", "order": "hf_trainer"}
+    overlay = {
+        "train": {"group_by_length": False},
+        "arms": {"smf_kl": {"smf": smf, "train": train}, "full": {"train": {"clip": "torch"}}},
+    }
+    check_config(merged_config(overlay), tmp_path)
 
 
 def test_hub_ids_and_existing_local_models_pass(tmp_path):

@@ -12,20 +12,24 @@ reference transcribes both from their formulas.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from conftest import REPO, make_tiny_qwen2
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from smf.method.background import compute_background
+from smf.method.background import BackgroundStats, compute_background
 from smf.method.memory import MemoryConfig
-from smf.method.retrofit import RetrofitConfig, memories, retrofit
+from smf.method.retrofit import RetrofitConfig, memories, memory_blocks, retrofit, to_paper3_bf16
 from smf.method.sparse_optim import clip_gradients
 from smf.pipeline.stages import SELECTION_KEYS
 from smf.training.arms import setup_smf
-from smf.training.batching import collate, loss_weights, step_batches, tokenize
+from smf.training.batching import BatchPlan, collate, loss_weights, step_batches, tokenize
 from smf.training.config import RowSelection, TrainConfig
 from smf.training.loop import train
 
@@ -38,10 +42,11 @@ TOP_T, EPS, STEPS, LR = 3, 1e-8, 4, 0.05
 WARMUP, TIGHT_CLIP = 2, 1e-3
 
 
-def retrofitted():
+def retrofitted(mode: str = "additive"):
     model = make_tiny_qwen2(seed=0)
     mem = MemoryConfig(hidden_size=64, n_keys=16, heads=2, topk=4, key_dim=16)
-    return retrofit(model, RetrofitConfig(layers=[1, 3], memory=mem, zero_init_output=False))
+    cfg = RetrofitConfig(layers=[1, 3], memory=mem, zero_init_output=False, mode=mode)
+    return retrofit(model, cfg)
 
 
 def train_cfg(**over: object) -> TrainConfig:
@@ -111,18 +116,68 @@ def spy_reads(mems: dict) -> dict[int, list[torch.Tensor]]:
     return reads
 
 
+def paper3_memory(mem, x: torch.Tensor, reads: list[torch.Tensor]) -> torch.Tensor:
+    """Paper 3's memory read, transcribed from its formulas (in our parameter layout): query
+    and sub-key scores by einsum in the parameters' dtype, top k of each half (sorted), top k
+    of the k x k sums, softmax in float32 rounded back to the scores' dtype, the weighted bag
+    of the value rows in the values' dtype, gated, cast to the projection's dtype."""
+    c, half = mem.config, mem.config.key_dim // 2
+    flat = x.reshape(-1, c.hidden_size)
+    q = F.linear(flat, mem.query.weight, mem.query.bias).view(-1, c.heads, c.key_dim)
+    s1 = torch.einsum("bhd,hnd->bhn", q[..., :half], mem.sub_keys[0])
+    s2 = torch.einsum("bhd,hnd->bhn", q[..., half:], mem.sub_keys[1])
+    (v1, i1), (v2, i2) = s1.topk(c.topk, dim=2), s2.topk(c.topk, dim=2)
+    cand = (v1.unsqueeze(3) + v2.unsqueeze(2)).flatten(2)
+    slots = (i1.unsqueeze(3) * c.n_keys + i2.unsqueeze(2)).flatten(2)
+    scores, best = cand.topk(c.topk, dim=2)
+    idx = slots.gather(2, best)
+    reads.append(idx.reshape(-1))
+    w = torch.softmax(scores.float(), dim=-1).to(scores.dtype)
+    bag = F.embedding_bag(
+        idx.view(len(flat), -1), mem.values, mode="sum",
+        per_sample_weights=w.view(len(flat), -1).to(mem.values.dtype),
+    )  # fmt: skip
+    h = bag * F.silu(F.linear(flat, mem.gate.weight, mem.gate.bias))
+    return F.linear(h.to(mem.out.weight.dtype), mem.out.weight, mem.out.bias).view(x.shape)
+
+
+def paper3_bf16_model(model, train_alpha: bool = False) -> dict[int, list[torch.Tensor]]:
+    """Paper 3's precision, transcribed: the whole model cast to bf16, the tensors that train
+    cast back to float32, each memory block computing by `paper3_memory`. Returns the list
+    each layer's reads are appended to."""
+    model.to(torch.bfloat16)
+    reads: dict[int, list[torch.Tensor]] = {}
+    for layer, block in memory_blocks(model).items():
+        block.memory.values.data = block.memory.values.data.float()
+        if train_alpha:
+            block.alpha.data = block.alpha.data.float()
+
+        def forward(x, block=block, layer=layer):
+            out = paper3_memory(block.memory, x, reads.setdefault(layer, [])).to(x.dtype)
+            return out if block.mlp is None else block.mlp(x) + block.alpha.to(x.dtype) * out
+
+        block.forward = forward
+    return reads
+
+
+def bf16_autocast(on: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if on else contextlib.nullcontext()
+
+
 def paper3_reference(
-    model, tokenizer, bg, method: str, cfg: TrainConfig | None = None, ties: str = "lowest_id"
-) -> dict[int, set[int]]:
-    """Train in place by the transcribed rule; returns the rows each layer's masks let through."""
+    model, tokenizer, bg, method: str, cfg: TrainConfig | None = None, ties: str = "lowest_id",
+    bf16: bool = False,
+) -> dict[int, set[int]]:  # fmt: skip
+    """Train in place by the transcribed rule; returns the rows each layer's masks let through.
+    `bf16`: paper 3's bf16 model under bf16 autocast (`paper3_bf16_model`)."""
     cfg = cfg or train_cfg()
     mems = memories(model)
+    reads = paper3_bf16_model(model) if bf16 else spy_reads(mems)
     for p in model.parameters():
         p.requires_grad_(False)
     values = [m.values for m in mems.values()]
     for v in values:
         v.requires_grad_(True)
-    reads = spy_reads(mems)
     masks = {layer: torch.zeros(m.values.shape[0], 1) for layer, m in mems.items()}
     for layer, m in mems.items():
         m.values.register_hook(lambda g, layer=layer: g * masks[layer])
@@ -137,7 +192,8 @@ def paper3_reference(
     for step in range(STEPS):
         for ids in step_batches(len(seqs), step, cfg):
             reads.clear()
-            out = model(**collate([seqs[i] for i in ids], tokenizer.pad_token_id))
+            with bf16_autocast(bf16):
+                out = model(**collate([seqs[i] for i in ids], tokenizer.pad_token_id))
             for layer, m in mems.items():
                 counts = torch.bincount(torch.cat(reads[layer]), minlength=m.values.shape[0])
                 top = paper3_cut(method, counts, bg, layer, ties)
@@ -249,7 +305,7 @@ def test_torch_clip_refuses_sparse_gradients():
         clip_gradients([p], 1.0, "torch")
 
 
-def test_the_paper_profiles_paper3_arms_set_ties_and_clipping():
+def test_the_paper_profiles_paper3_arms_set_ties_clipping_precision_and_order():
     """What the README's table says the `*_paper3` arms set, and that stages passes it on."""
     arms = yaml.safe_load((REPO / "config/config.yaml").read_text())["arms"]
     paper3 = {name: arm for name, arm in arms.items() if name.endswith("_paper3")}
@@ -261,7 +317,9 @@ def test_the_paper_profiles_paper3_arms_set_ties_and_clipping():
             **{field: smf[key] for key, field in SELECTION_KEYS.items() if key in smf},
         )  # fmt: skip
         assert selection.ties == "topk", name
-        assert TrainConfig(**arm["train"]).clip == "torch", name
+        train_cfg = TrainConfig(**arm["train"])
+        assert train_cfg.clip == "torch", name
+        assert (train_cfg.precision, train_cfg.order) == ("paper3_bf16", "hf_trainer"), name
 
 
 def test_step_mode_differs_from_the_transcribed_rule(tokenizer, tmp_path):
@@ -343,3 +401,235 @@ def test_plus_s_arms_train_alpha_too(tokenizer, tmp_path):
     }
     with pytest.raises(ValueError, match="train_alpha needs optimizer masked_adamw"):
         setup_smf(retrofitted(), train_cfg(), "adam", train_alpha=True)
+
+
+# --------------------------------------------------------------- paper 3's bf16 memory (issue 28)
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.float() - b.float()).abs().max().item()
+
+
+@pytest.mark.parametrize(("mode", "train_alpha"), [("additive", False), ("additive", True),
+                                                   ("replacement", False)])  # fmt: skip
+def test_paper3_bf16_forward_and_gradient_equal_the_transcription(tokenizer, mode, train_alpha):
+    """`to_paper3_bf16` and the memory's bf16 path against the transcription, on the CPU under
+    bf16 autocast: logits and the value tables' (and alphas') gradients bit for bit."""
+    ours, ref = retrofitted(mode), retrofitted(mode)
+    to_paper3_bf16(ours, train_alpha=train_alpha)
+    paper3_bf16_model(ref, train_alpha=train_alpha)
+    for m in memories(ours).values():
+        assert m.values.dtype == torch.float32 and m.query.weight.dtype == torch.bfloat16
+        assert m.sub_keys.dtype == m.out.weight.dtype == m.gate.weight.dtype == torch.bfloat16
+    assert ours.model.rotary_emb.inv_freq.dtype == torch.bfloat16  # paper 3's model.to(bf16)
+    for block in memory_blocks(ours).values():
+        want = torch.float32 if train_alpha else torch.bfloat16
+        assert block.alpha is None or block.alpha.dtype == want
+    trains = [
+        p for model in (ours, ref) for b in memory_blocks(model).values()
+        for p in (b.memory.values, b.alpha) if p is not None and p.dtype == torch.float32
+    ]  # fmt: skip
+    for p in trains:
+        p.requires_grad_(True)
+    batch = collate(tokenize(tokenizer, TEXTS[:4], 64, append_eos=False), tokenizer.pad_token_id)
+    outs = {}
+    for name, model in (("ours", ours), ("ref", ref)):
+        with bf16_autocast(True):
+            outs[name] = model(**batch)
+        outs[name].loss.backward()
+    print(f"{mode} alpha={train_alpha}: max |dlogits| "
+          f"{max_diff(outs['ours'].logits, outs['ref'].logits)}")  # fmt: skip
+    assert torch.equal(outs["ours"].logits, outs["ref"].logits)
+    half = len(trains) // 2
+    for a, b in zip(trains[:half], trains[half:], strict=True):
+        print(f"  max |dgrad| {max_diff(a.grad, b.grad)}")
+        assert a.grad.abs().sum() > 0 and torch.equal(a.grad, b.grad)
+
+
+def test_paper3_bf16_differs_from_a_float32_memory(tokenizer):
+    """The switch matters: the same bf16 base with our float32 memory gives other logits."""
+    exact, ours = retrofitted(), retrofitted()
+    to_paper3_bf16(exact)
+    for name, p in ours.named_parameters():
+        if ".memory." not in name and not name.endswith("alpha"):
+            p.data = p.data.to(torch.bfloat16)
+    batch = collate(tokenize(tokenizer, TEXTS[:4], 64, append_eos=False), tokenizer.pad_token_id)
+    with torch.no_grad(), bf16_autocast(True):
+        assert not torch.equal(exact(**batch).logits, ours(**batch).logits)
+
+
+@pytest.mark.parametrize("method", ["kl", "tfidf"])
+def test_paper3_bf16_run_with_trainer_order_equals_the_transcription(tokenizer, tmp_path, method):
+    """The `*_paper3` arms' whole setting (bf16 memory, the Trainer's order, topk ties, warm-up
+    and cosine, binding torch clipping) against the transcribed rule in bf16: the value tables
+    bit for bit after STEPS steps."""
+    bg = compute_background(retrofitted(), tokenizer, BACKGROUND, batch_size=4, progress=False)
+    cfg = train_cfg(**PAPER3_MODE, precision="paper3_bf16", order="hf_trainer", seed=5)
+    ours = retrofitted()
+    to_paper3_bf16(ours)
+    ours, opt = setup_smf(ours, cfg, "masked_adamw")
+    selection = RowSelection(
+        method=method, top_t=TOP_T, background=bg, count_tokens="all", per="micro_batch",
+        kl_eps=EPS, ties="topk",
+    )  # fmt: skip
+    result = train(
+        ours, tokenizer, TEXTS, cfg, opt, work_dir=tmp_path, fingerprint="x",
+        selection=selection, progress=False,
+    )  # fmt: skip
+    assert all(r["grad_norm"] > 10 * TIGHT_CLIP for r in result.log)  # clipping binds
+    ref = retrofitted()
+    paper3_reference(ref, tokenizer, bg, method, cfg, ties="topk", bf16=True)
+    got, want = value_tables(ours), value_tables(ref)
+    for layer in want:
+        print(f"{method} layer {layer}: max |dvalues| {max_diff(got[layer], want[layer])}")
+        assert torch.equal(got[layer], want[layer]), layer  # bit for bit
+
+
+class Recorder(torch.nn.Module):
+    """A model that only records which examples each micro-batch holds."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.seen: list[list[int]] = []
+
+    def forward(self, input_ids, labels=None):
+        self.seen.append(input_ids[:, 0].tolist())
+        return {"loss": (self.w - 1).pow(2).sum()}
+
+
+class StepEnds(TrainerCallback):
+    """How many micro-batches the model had seen at each optimizer step's end."""
+
+    def __init__(self, model: Recorder):
+        self.model, self.ends = model, []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(len(self.model.seen))
+
+
+@pytest.mark.parametrize("n", [21, 23, 24, 25])
+def test_hf_trainer_order_is_the_real_trainers(tmp_path, n):
+    """`order: hf_trainer` gives the micro-batches a real `transformers.Trainer` run given no
+    seed draws, in the same optimizer steps, epoch by epoch (3 epochs; n leaves partial
+    micro-batches and steps at an epoch's end), whatever the run's seed; `plan` follows it."""
+    args = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=3,
+        num_train_epochs=3, report_to=[], use_cpu=True, save_strategy="no",
+        logging_strategy="no", remove_unused_columns=False, disable_tqdm=True,
+    )  # fmt: skip
+    torch.manual_seed(1234)  # the Trainer reseeds with its own seed (42)
+    model = Recorder()
+    steps_seen = StepEnds(model)
+    Trainer(
+        model=model, args=args, train_dataset=[{"input_ids": [i]} for i in range(n)],
+        data_collator=lambda f: {"input_ids": torch.tensor([x["input_ids"] for x in f])},
+        callbacks=[steps_seen],
+    ).train()  # fmt: skip
+    steps = 3 * math.ceil(n / 6)
+    plans = {
+        (order, seed): BatchPlan(
+            [1] * n, TrainConfig(lr=1.0, micro_batch_size=2, grad_accum=3, seed=seed, order=order)
+        )
+        for order in ("hf_trainer", "plan") for seed in (0, 7)
+    }  # fmt: skip
+    per_step = {key: [p.micro_batches(s) for s in range(steps)] for key, p in plans.items()}
+    runs = {key: [mb for step in mbs for mb in step] for key, mbs in per_step.items()}
+    assert runs[("hf_trainer", 0)] == runs[("hf_trainer", 7)] == model.seen
+    ends = list(itertools.accumulate(len(step) for step in per_step[("hf_trainer", 0)]))
+    assert steps_seen.ends == ends  # the same micro-batches make each optimizer step
+    per_epoch = len(model.seen) // 3
+    epochs = [model.seen[e * per_epoch : (e + 1) * per_epoch] for e in range(3)]
+    assert epochs[0] != epochs[1] != epochs[2]  # the Trainer's seed moves with the epoch
+    assert runs[("plan", 0)] != runs[("plan", 7)] != model.seen
+
+
+def test_hf_trainer_order_refuses_grouping():
+    with pytest.raises(ValueError, match="order hf_trainer shuffles texts one by one"):
+        TrainConfig(lr=1.0, order="hf_trainer", group_by_length=True)
+    with pytest.raises(ValueError, match="order must be one of"):
+        TrainConfig(lr=1.0, order="trainer")
+
+
+class FixedCounts:
+    """A SlotCounter stand-in holding crafted counts."""
+
+    def __init__(self, counts):
+        self._counts = counts
+
+    def counts(self):
+        return self._counts
+
+    def reset(self):
+        pass
+
+
+@pytest.mark.parametrize("method", ["kl", "tfidf"])
+def test_ties_at_the_cut_are_torch_topks_choice(method):
+    """Crafted counts whose equal scores straddle the cut: the arm's selection
+    (`select_ties: topk`) keeps the rows `torch.topk` keeps over paper 3's dense float32
+    scores, which here are not the lowest ids."""
+    n_slots, top_t = 256, 5  # the tiny memory's table (n_keys 16)
+    gen = torch.Generator().manual_seed(0)
+    slots = torch.sort(torch.randperm(n_slots, generator=gen)[:40]).values
+    counts = torch.full((40,), 2, dtype=torch.long)
+    counts[:3] = 3  # three clear winners, then 37 equal scores for the last two places
+    df = torch.zeros(n_slots, dtype=torch.long)
+    bg = BackgroundStats(n_docs=10, doc_freq={0: df}, reads={0: df.clone()})
+    dense = torch.zeros(n_slots, dtype=torch.long)
+    dense[slots] = counts
+    want = torch.topk(paper3_scores(method, dense, bg, 0, torch.float32), k=top_t).indices
+    rows = {}
+    for ties in ("topk", "lowest_id"):
+        sel = RowSelection(method=method, top_t=top_t, background=bg, kl_eps=EPS, ties=ties)
+        rows[ties] = sel.choose(FixedCounts({0: (slots, counts)}))[0]
+    assert set(rows["topk"].tolist()) == set(want.tolist())
+    assert set(rows["lowest_id"].tolist()) == set(slots[:5].tolist())
+    assert set(rows["topk"].tolist()) != set(rows["lowest_id"].tolist())
+
+
+@pytest.mark.parametrize("train_alpha", [False, True])
+def test_the_smf_kind_sets_up_paper3_bf16(tmp_path, tokenizer, train_alpha):
+    """The finetune stage's SMF setup with `precision: paper3_bf16` (base and memory loaded
+    from their files) holds the transcription's tensors, dtypes included, bit for bit."""
+    from smf.method.retrofit import save_memory
+    from smf.training.arms import ArmRun, kind_of
+
+    make_tiny_qwen2(seed=0).save_pretrained(tmp_path / "base")
+    start = retrofitted()
+    save_memory(start, tmp_path / "memory.safetensors")
+    bg = compute_background(start, tokenizer, BACKGROUND, batch_size=4, progress=False)
+    bg.save(tmp_path / "background.safetensors")
+    smf = {"method": "kl", "top_t": TOP_T, "optimizer": "masked_adamw", "train_alpha": train_alpha}
+    run = ArmRun(
+        arm="smf_kl_paper3", config={"kind": "smf", "smf": smf},
+        train=train_cfg(precision="paper3_bf16"), base_dir=tmp_path / "base",
+        device=torch.device("cpu"), memory_path=tmp_path / "memory.safetensors",
+        background_path=tmp_path / "background.safetensors",
+    )  # fmt: skip
+    ours = kind_of("smf").setup(run).model
+    ref = retrofitted()
+    paper3_bf16_model(ref, train_alpha=train_alpha)
+    want = ref.state_dict()
+    for name, tensor in ours.state_dict().items():
+        assert tensor.dtype == want[name].dtype and torch.equal(tensor, want[name]), name
+    assert all(m.paper3_bf16 for m in memories(ours).values())
+    trains = {n for n, p in ours.named_parameters() if p.requires_grad}
+    assert {n for n in trains if n.endswith("alpha")} == (
+        {"model.layers.1.mlp.alpha", "model.layers.3.mlp.alpha"} if train_alpha else set()
+    )
+
+
+def test_paper3_bf16_leaves_tf32_off():
+    """Paper 3's Trainer leaves torch's TF32 default (off for matmuls); ours turns it on."""
+    from smf.training import precision
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        precision.allow_tf32(torch.device("cuda"), "paper3_bf16")  # only reads the type
+        assert not torch.backends.cuda.matmul.allow_tf32
+        precision.allow_tf32(torch.device("cuda"), "bf16_autocast")
+        assert torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

@@ -79,6 +79,10 @@ class ProductKeyMemory(nn.Module):
     the masked-AdamW baseline) switches it off.
     When `record` is on, the slot indices of the last forward are kept in `last_indices`
     (shape (..., H, k)) so statistics can be counted without a second pass.
+    `paper3_bf16` (set by smf.method.retrofit.to_paper3_bf16) computes as paper 3's bf16
+    model does: slot scores in the parameters' dtype (bf16), no float32 upcast; softmax
+    weights rounded to that dtype; the read kept in the values' dtype until the output
+    projection. Off, slot scores and weights are float32 even under autocast.
     """
 
     def __init__(self, config: MemoryConfig, device: torch.device | str | None = None):
@@ -96,6 +100,7 @@ class ProductKeyMemory(nn.Module):
         self.out = nn.Linear(c.value_dim, c.hidden_size, bias=c.paper3_biases, device=device)
         self.sparse_values = False
         self.record = False
+        self.paper3_bf16 = False
         self.last_indices: torch.Tensor | None = None
         self.reset_parameters()
 
@@ -119,14 +124,18 @@ class ProductKeyMemory(nn.Module):
 
     def lookup(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Slot indices and softmax weights, each (T, H, k), for flat hidden states x (T, D)."""
-        c = self.config
+        c, exact = self.config, self.paper3_bf16
         q = self.query(x).view(-1, c.heads, c.key_dim)
         if c.query_norm:
             q = F.layer_norm(q, (c.key_dim,))
-        halves = q.float().view(-1, c.heads, 2, c.key_dim // 2).permute(2, 1, 0, 3)  # (2,H,T,K/2)
-        with torch.autocast(x.device.type, enabled=False):  # slot choice in fp32, also under amp
-            sub_scores = halves @ self.sub_keys.float().transpose(-1, -2)  # (2, H, T, n_keys)
-        top, idx = sub_scores.topk(c.topk, dim=-1, sorted=False)  # (2, H, T, k): one call
+        halves = q.view(-1, c.heads, 2, c.key_dim // 2).permute(2, 1, 0, 3)  # (2, H, T, K/2)
+        if exact:  # paper 3: the einsum of its bf16 query and sub-keys, a bf16 result
+            sub_scores = halves @ self.sub_keys.to(halves.dtype).transpose(-1, -2)
+        else:
+            with torch.autocast(x.device.type, enabled=False):  # slot choice in fp32 under amp
+                sub_scores = halves.float() @ self.sub_keys.float().transpose(-1, -2)
+        # (2, H, T, n_keys) -> top k per half in one call; paper 3 sorts them (ties at its cut)
+        top, idx = sub_scores.topk(c.topk, dim=-1, sorted=exact)
         top, idx = top.permute(0, 2, 1, 3), idx.permute(0, 2, 1, 3)  # (2, T, H, k)
         top1, top2, idx1, idx2 = top[0], top[1], idx[0], idx[1]
         cand = (top1.unsqueeze(-1) + top2.unsqueeze(-2)).flatten(-2)  # (T, H, k*k)
@@ -134,7 +143,9 @@ class ProductKeyMemory(nn.Module):
         i = idx1.gather(-1, best // c.topk)
         j = idx2.gather(-1, best % c.topk)
         indices = i * c.n_keys + j
-        weights = scores.softmax(dim=-1)
+        weights = scores.float().softmax(dim=-1)
+        if exact:
+            weights = weights.to(scores.dtype)  # paper 3 rounds them to its scores' bf16
         return indices, weights
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -151,6 +162,10 @@ class ProductKeyMemory(nn.Module):
             mode="sum",
             sparse=self.sparse_values,
         )  # heads summed, as in paper 3's code
+        if self.paper3_bf16:  # gated in the values' dtype, rounded only for the projection
+            if self.gate is not None:
+                read = read * F.silu(self.gate(x))
+            return self.out(read.to(self.out.weight.dtype)).view(*lead, c.hidden_size)
         read = read.to(x.dtype)
         if self.gate is not None:
             read = read * F.silu(self.gate(x))

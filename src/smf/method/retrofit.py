@@ -64,6 +64,9 @@ class MemoryBlock(nn.Module):
         self.alpha = nn.Parameter(torch.tensor(float(alpha_init))) if mlp is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.memory.paper3_bf16:  # paper 3: memory(x) and alpha cast to x's dtype (bf16)
+            mem = self.memory(x).to(x.dtype)
+            return mem if self.mlp is None else self.mlp(x) + self.alpha.to(x.dtype) * mem
         mem_dtype = self.memory.values.dtype
         mem = self.memory(x.to(mem_dtype))
         if self.mlp is None:
@@ -206,6 +209,21 @@ def load_retrofitted(
     """Base weights from `base` (folder or hub id) plus the memory saved at `memory_path`."""
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, **kwargs)
     return load_memory(model, memory_path)
+
+
+def to_paper3_bf16(model: nn.Module, train_alpha: bool = False) -> None:
+    """Paper 3's precision for the sparse stage. Its code casts the whole retrofitted model to
+    bf16 (`model.to(bf16)`: every weight, the memory's included, and floating buffers such as
+    the rotary inverse frequencies), loads the retrofit checkpoint into it, then casts the
+    tensors that train (the value tables, and the alphas of its "+S" arms) back to float32.
+    The memory then scores its slots in bf16 (`ProductKeyMemory.paper3_bf16`)."""
+    model.to(torch.bfloat16)
+    for block in memory_blocks(model).values():
+        trains = [block.memory.values] + ([block.alpha] if train_alpha else [])
+        for p in trains:
+            if p is not None:
+                p.data = p.data.float()
+        block.memory.paper3_bf16 = True
 
 
 def set_sparse_values(model: nn.Module, sparse: bool) -> None:

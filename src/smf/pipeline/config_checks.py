@@ -102,6 +102,8 @@ def check_config(
     except ValueError as err:
         raise ConfigError(str(err)) from None
     check_dataset_refs(config)
+    recovery = (config["retrofit"].get("recovery") or {}).get("train", {})
+    check_train("retrofit.recovery.train", "the recovery", {**config.get("train", {}), **recovery})
     check_arms(config)
     check_experiments(config)
     check_base_model(config, workdir)
@@ -177,10 +179,27 @@ def check_arms(config: Mapping) -> None:
         raise ConfigError(str(err)) from None
     kinds = {arm: kind_of_arm(arm, spec) for arm, spec in config["arms"].items()}
     for arm in run:  # the kind's own checks (e.g. smf: top_t fits the memory)
+        merged = {**config.get("train", {}), **run[arm].get("train", {})}
+        check_train(f"arms.{arm}.train", f"kind {kinds[arm].name}", merged)
         try:
             kinds[arm].check_config(f"arms.{arm}", run[arm], config)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+
+
+def check_train(key: str, who: str, train: Mapping) -> None:
+    """Train keys that only some stages or settings can honour (an arm's: merged with `train`)."""
+    if train.get("precision") == "paper3_bf16" and who != "kind smf":
+        raise ConfigError(
+            f"{key}.precision: paper3_bf16 is paper 3's sparse stage (kind smf), not {who}; "
+            "`train.precision` applies to every arm unless an arm sets its own"
+        )
+    grouped = train.get("group_by_length") or train.get("group_size", 1) > 1
+    if train.get("order") == "hf_trainer" and grouped:
+        raise ConfigError(
+            f"{key}.order: hf_trainer shuffles texts one by one: it needs "
+            "group_by_length false and group_size 1"
+        )
 
 
 def kind_of_arm(arm: str, spec: Mapping) -> registry.ArmKind:

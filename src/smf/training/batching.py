@@ -80,6 +80,18 @@ def epoch_order(n_examples: int, seed: int, epoch: int) -> tuple[int, ...]:
     return tuple(torch.randperm(n_examples, generator=gen).tolist())
 
 
+# The HF Trainer's seed when TrainingArguments is given none (paper 3's SMF trainer)
+HF_TRAINER_SEED = 42
+
+
+def hf_trainer_order(n_examples: int, epoch: int, seed: int = HF_TRAINER_SEED) -> list[int]:
+    """The HF Trainer's example order in epoch `epoch` (transformers 5, accelerate 1): its
+    RandomSampler becomes accelerate's SeedableRandomSampler, seeded with torch's initial seed
+    (the Trainer's `set_seed(args.seed)`) plus the epoch, which draws one randperm."""
+    gen = torch.Generator().manual_seed(seed + epoch)
+    return torch.randperm(n_examples, generator=gen).tolist()
+
+
 def group_by_length(
     order: Sequence[int], lengths: Sequence[int], batch: int, seed: int
 ) -> list[int]:
@@ -121,7 +133,10 @@ class BatchPlan:
         if epoch != self._epoch:
             cfg, n = self.cfg, len(self.lengths)
             g = cfg.group_size
-            order = [i * g + j for i in epoch_order(n // g, cfg.seed, epoch) for j in range(g)]
+            if cfg.order == "hf_trainer":  # TrainConfig: then g == 1, no length grouping
+                order = hf_trainer_order(n, epoch)
+            else:
+                order = [i * g + j for i in epoch_order(n // g, cfg.seed, epoch) for j in range(g)]
             if cfg.group_by_length:
                 eb = cfg.micro_batch_size * cfg.grad_accum
                 order = group_by_length(order, self.lengths, eb, cfg.seed * 1_000_003 + epoch)

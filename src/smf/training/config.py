@@ -26,6 +26,9 @@ SCHEDULES = ("cosine", "constant")
 #           compute_loss ignores the Trainer's token count, so no division by grad_accum).
 LOSS_WEIGHTINGS = ("micro_batch_mean", "tokens", "micro_batch_sum")
 SELECT_PER = ("step", "micro_batch")
+# Example order per epoch: plan [ours] shuffles by the run's seed (smf.training.batching);
+# hf_trainer is the HF Trainer's with its default seed 42, whatever the run's seed (paper 3).
+ORDERS = ("plan", "hf_trainer")
 COUNT_TOKENS = ("attention", "loss", "all")
 
 
@@ -60,6 +63,7 @@ class TrainConfig:
     group_by_length: bool = False  # batches of similar length (less padding), see BatchPlan
     log_every: int = 1  # steps between host syncs of loss and grad norm (logged every step)
     group_size: int = 1  # consecutive texts that stay together when shuffled, see BatchPlan
+    order: str = "plan"  # one of ORDERS
 
     def __post_init__(self) -> None:
         check_choice("schedule", self.schedule, SCHEDULES)
@@ -72,6 +76,12 @@ class TrainConfig:
             raise ValueError(f"group_size must be >= 1, got {self.group_size}")
         if self.group_size > 1 and self.group_by_length:
             raise ValueError("group_size > 1 and group_by_length exclude each other")
+        check_choice("order", self.order, ORDERS)
+        if self.order == "hf_trainer" and (self.group_size > 1 or self.group_by_length):
+            raise ValueError(
+                "order hf_trainer shuffles texts one by one: it needs group_size 1 "
+                "and group_by_length false"
+            )
         self.betas = tuple(self.betas)
 
 

@@ -253,7 +253,7 @@ def train(
     """
     if not texts:
         raise ValueError("training set is empty")
-    precision.allow_tf32(next(model.parameters()).device)
+    precision.allow_tf32(next(model.parameters()).device, cfg.precision)
     seqs = tokenize(tokenizer, texts, cfg.max_length, cfg.append_eos)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_steps = total_steps(len(seqs), cfg)

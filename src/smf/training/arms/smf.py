@@ -60,7 +60,7 @@ class Smf(ArmKind):
     def setup(self, run: ArmRun) -> Trainable:
         from smf.method import provenance
         from smf.method.background import BackgroundStats
-        from smf.method.retrofit import load_retrofitted
+        from smf.method.retrofit import load_retrofitted, to_paper3_bf16
         from smf.method.selection import METHODS
         from smf.training import precision
         from smf.training.config import RowSelection
@@ -76,6 +76,8 @@ class Smf(ArmKind):
             # statistics of another memory would select wrong rows
             provenance.check_background(background, run.background_path, run.memory_path)
         train_alpha = smf_cfg.get("train_alpha", False)
+        if precision.memory_bf16(run.train.precision):
+            to_paper3_bf16(model, train_alpha=train_alpha)
         model, opt = setup_smf(model, run.train, smf_cfg["optimizer"], train_alpha=train_alpha)
         selection = RowSelection(
             method=smf_cfg["method"],
@@ -99,7 +101,8 @@ class Smf(ArmKind):
 
     def check_config(self, key: str, spec: Mapping, config: Mapping) -> None:
         """The section exists, the retrofit variant it starts from exists, top_t fits the
-        memory, and alphas train only where they can."""
+        memory, alphas train only where they can, and paper 3's tie rule and clipping are
+        asked for only where they apply."""
         if "smf" not in spec:
             raise ValueError(f"{key}: kind smf needs a `smf:` section")
         smf = spec["smf"]
@@ -121,12 +124,28 @@ class Smf(ArmKind):
                 raise ValueError(
                     f"{key}.smf.train_alpha: the {mode} retrofit has no alpha to train"
                 )
+        check_paper3_switches(key, smf, {**config.get("train", {}), **spec.get("train", {})})
         slots = config["retrofit"]["memory"]["n_keys"] ** 2
         if smf["top_t"] > slots:
             raise ValueError(
                 f"{key}.smf.top_t: {smf['top_t']} exceeds the memory's {slots} slots "
                 "(retrofit.memory.n_keys ** 2)"
             )
+
+
+def check_paper3_switches(key: str, smf: Mapping, train: Mapping) -> None:
+    """`select_ties: topk` is a property of the tfidf and kl scores (float32, over every slot,
+    against background statistics); `clip: torch` clips dense gradients only."""
+    if smf.get("select_ties") == "topk" and smf.get("method") not in ("tfidf", "kl"):
+        raise ValueError(
+            f"{key}.smf.select_ties: topk needs method tfidf or kl (paper 3's float32 scores "
+            f"against the background), got method {smf.get('method')!r}"
+        )
+    if train.get("clip") == "torch" and smf.get("optimizer") != "masked_adamw":
+        raise ValueError(
+            f"{key}.train.clip: torch needs optimizer masked_adamw (torch's clip_grad_norm_ "
+            f"takes dense gradients only), got {smf.get('optimizer')!r}"
+        )
 
 
 SMF = register(
