@@ -135,7 +135,8 @@ def test_naturalquestions_joins_the_fact_experiment_by_overlay(workflow):
     for path in ("results/facts/eval/base/nq.json", "results/facts/eval/smf_tfidf-seed2/nq.json",
                  "results/data/nq_open.jsonl"):  # fmt: skip
         assert path in proc.stdout, path
-    assert "results/medmcqa/eval/base/nq.json" not in proc.stdout  # the main experiment is untouched
+    # the main experiment is untouched
+    assert "results/medmcqa/eval/base/nq.json" not in proc.stdout
 
 
 def planned_outputs(stdout: str) -> list[str]:

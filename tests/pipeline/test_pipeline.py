@@ -73,7 +73,9 @@ def test_demo_fills_every_row_of_the_table(demo):
     for fig in ("learning_vs_forgetting", "loss_curves", "pareto_fronts"):
         for ext in ("png", "pdf"):
             assert (demo / f"results/medmcqa/figures/{fig}.{ext}").stat().st_size > 1000
-    log = [json.loads(x) for x in (demo / "results/medmcqa/runs/smf_kl/seed0/train_log.jsonl").open()]
+    log = [
+        json.loads(x) for x in (demo / "results/medmcqa/runs/smf_kl/seed0/train_log.jsonl").open()
+    ]
     assert all(0 < r["rows_updated"] <= 2 * 1024 for r in log)  # top_t per memory layer, 2 layers
     assert "train" in (demo / "logs/medmcqa/finetune/smf_kl/seed0.log").read_text()  # tqdm progress
 

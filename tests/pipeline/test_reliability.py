@@ -432,7 +432,10 @@ def test_truncated_memory_names_the_file_and_how_to_rebuild(run):
     ), line
     assert "`rm results/models/retrofit/memory.safetensors`" in line
     only_job_outputs(
-        diff, "results/medmcqa/eval/retrofit/", "logs/medmcqa/eval/retrofit", "results/medmcqa/benchmarks/eval/retrofit"
+        diff,
+        "results/medmcqa/eval/retrofit/",
+        "logs/medmcqa/eval/retrofit",
+        "results/medmcqa/benchmarks/eval/retrofit",
     )
 
 
@@ -483,8 +486,8 @@ def test_rerun_after_a_killed_snakemake_does_not_start_a_second_trainer(run):
         assert proc.returncode != 0
         line = error_line(proc)
         assert line.startswith(
-            f"results/checkpoints/medmcqa/runs/smf_tfidf/seed0: another trainer (PID {orphan}) is using "
-            "this checkpoint folder"
+            f"results/checkpoints/medmcqa/runs/smf_tfidf/seed0: another trainer (PID {orphan}) is "
+            "using this checkpoint folder"
         ), line
         os.kill(orphan, 0)  # the orphan was left alone
     finally:
@@ -668,7 +671,8 @@ def test_a_killed_retrain_resumes_and_reports_what_an_uninterrupted_run_does(fin
     summary = json.loads((run / RUN / "summary.json").read_text())
     assert summary["resumed_from_step"] == resumed_from
     for rel in ["results/medmcqa/tables/main.csv", *(
-        f"results/medmcqa/eval/smf_tfidf-seed0/{p}.json" for p in ("medmcqa", "triviaqa", "wikitext")
+        f"results/medmcqa/eval/smf_tfidf-seed0/{p}.json"
+        for p in ("medmcqa", "triviaqa", "wikitext")
     )]:  # fmt: skip
         assert (run / rel).read_bytes() == (clean / rel).read_bytes(), rel
     # the run reported is the new config's (the tiny model's scores barely move with it)
