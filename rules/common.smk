@@ -1,5 +1,6 @@
 """Helpers shared by all rules: config validation, wildcard values, input functions."""
 
+import functools
 import json
 import os
 import re
@@ -180,6 +181,7 @@ def run_models(experiment, runs=None):
     return [f"{arm}-seed{seed}" for arm in runs for seed in SEEDS]
 
 
+@functools.cache  # asked for every eval file of the DAG
 def reference_models(experiment):
     """The base model and the experiment's retrofit models (a row each in its tables)."""
     used = retrofits_of(experiment)
