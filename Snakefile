@@ -22,7 +22,6 @@ include: "rules/evaluate.smk"
 include: "rules/retention.smk"
 include: "rules/report.smk"
 include: "rules/fact_task.smk"
-include: "rules/experiments.smk"
 
 
 # On a cluster these run where Snakemake runs, not as jobs: they are quick, need no GPU, and
@@ -36,16 +35,13 @@ localrules:
     tables,
     figures,
     tradeoff,
+    tradeoff_extra,
     fact_task,
 
 
 rule all:
     default_target: True
     input:
-        rules.tables.output,
-        rules.figures.output,
-        rules.tradeoff.output,
-        [target for targets in EXP_TARGETS.values() for target in targets],
-        # so that a deleted log, summary or eval JSON is rebuilt (rules/experiments.smk)
-        [path for records in RUN_RECORDS.values() for path in records],
-        ALL_EVALS,
+        # every experiment's tables and figures, and every run's log and summary and every eval
+        # JSON, so that a deleted one is rebuilt (rules/common.smk)
+        [path for exp in EXPERIMENTS for path in experiment_targets(exp)],

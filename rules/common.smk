@@ -1,5 +1,6 @@
 """Helpers shared by all rules: config validation, wildcard values, input functions."""
 
+import functools
 import json
 import os
 import re
@@ -9,6 +10,7 @@ from snakemake.utils import validate
 
 import smf
 from smf.pipeline import config_checks, freshness, sweeps
+from smf.training.arms.registry import KINDS
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
 # validate's own message dumps the schema before the key: report the failing key path first
@@ -27,14 +29,16 @@ def check_config():
 
 check_config()
 
-# learning-rate sweeps (smf.pipeline.sweeps): every extra rate of an arm is an arm of its own; a family
-# is an arm with its sweep points (one Pareto front); the main table and figures show MAIN_ARMS
-FAMILIES = sweeps.families(config["arms"], config["run_arms"] or list(config["arms"]))
-try:
-    config["arms"] = sweeps.expand_sweeps(config["arms"])
-except ValueError as err:
-    raise WorkflowError(str(err)) from None
+# Experiments: the main one (config `main_experiment`, described by the top-level task, probes,
+# learning_probe, arms and run_arms) and the further ones in `experiments` (each with its own
+# task, probes and arms). Every experiment writes under results/<name>/ with the same rules
+# (rules/finetune.smk, evaluate.smk, report.smk: an {experiment} wildcard); they share the data,
+# the base model, the retrofits, the background statistics and the reference models' (base,
+# retrofit) scores on the top-level probes, which the main experiment makes.
+# Learning-rate sweeps (smf.pipeline.sweeps): every extra rate of an arm is an arm of its own; a
+# family is an arm with its sweep points (one Pareto front); the main tables show `main_arms`.
 RESULTS = "results"
+MAIN = config["main_experiment"]
 SMF_VERSION = (
     smf.__version__
 )  # a params value: a new library release reruns every stage
@@ -45,53 +49,56 @@ GPU = 0 if DEVICE == "cpu" else 1  # resources: a CPU run needs no GPU slot
 # base, retrofit and background run alone in the DAG; Snakemake caps this at --cores.
 SEQUENTIAL_STAGE_THREADS = 8
 SEEDS = config["seeds"]
-MAIN_ARMS = list(FAMILIES)  # the arms this run trains, as listed
-ARMS = [run for family in FAMILIES.values() for run in family]  # and their sweep points
-PROBES = list(config["probes"])
+PROBES = list(config["probes"])  # the top-level probes: the main experiment's, shared
 DEMO = config["demo"]["enabled"]
-ARM_KINDS = {arm: config["arms"][arm]["kind"] for arm in ARMS}
 VARIANTS = config["retrofit_variants"]
-
-
-def retrofit_of(arm):
-    """The retrofit model an SMF arm starts from: `retrofit` or `retrofit_<variant>`."""
-    variant = config["arms"][arm]["smf"]["retrofit"]
-    return "retrofit" if variant is None else f"retrofit_{variant}"
-
-
-# retrofit models this run builds: the main one (a reference row) and the variants in use
-RETROFITS = list(
-    dict.fromkeys(
-        ["retrofit"] + [retrofit_of(a) for a in ARMS if ARM_KINDS[a] == "smf"]
-    )
-)
+# qa probes that also report retention on the base model's correct answers (rules/retention.smk)
+RETENTION_PROBES = [p for p, spec in config["probes"].items() if spec.get("retention")]
 # seeding per_run (paper 3's code): each seed shuffles its own task subset and builds its own
 # retrofit and background; shared: one of each (retrofit.seed) for every seed
 PER_RUN = config["seeding"] == "per_run"
 
 
-def experiment_spec(name, spec):
-    """What the rules of one further experiment (rules/experiments.smk) need to know."""
+def experiment_spec(spec, train, probe_specs, probes, learning, extra):
+    """What the rules of one experiment need to know. `spec` holds its task, arms and run_arms
+    (the main experiment: the top-level keys), `train` its own train overrides, `probes` every
+    probe it reports, in order: `learning` measures learning (and each of `extra`, its own
+    trade-off report), the others forgetting."""
     families = sweeps.families(spec["arms"], spec["run_arms"] or list(spec["arms"]))
-    spec["arms"] = sweeps.expand_sweeps(spec["arms"])
-    own = list(spec["probes"])
-    learning = spec["learning_probe"]
-    extra = list(spec["extra_learning_probes"])
-    forgetting = [p for p in own if p != learning and p not in extra]
-    forgetting += spec["forgetting_probes"]
+    spec["arms"] = sweeps.expand_sweeps(spec["arms"])  # in config too: scripts read it
+    runs = [run for family in families.values() for run in family]
+    reported = [
+        name
+        for p in probes
+        for name in ([p, f"{p}_retention"] if p in RETENTION_PROBES else [p])
+    ]
     return {
+        "arms": spec["arms"],
+        "train": train,
+        "kinds": {arm: spec["arms"][arm]["kind"] for arm in runs},
         "task_dataset": spec["task"]["dataset"],
         "task_kind": config["data"][spec["task"]["dataset"]]["kind"],
         "header": spec["task"].get("header", ""),
-        "own_probes": own,
+        "probe_specs": {p: probe_specs[p] for p in probes},
+        "probes": probes,
         "learning_probe": learning,
         "extra_learning_probes": extra,
-        "forgetting_probes": forgetting,
-        "probes": [learning, *extra, *forgetting],
+        "report_probes": reported,  # with {probe}_retention after each retention probe
+        "forgetting_probes": [p for p in reported if p != learning and p not in extra],
         "families": families,
-        "main_arms": list(families),
-        "runs": [run for family in families.values() for run in family],
+        "main_arms": list(families),  # the arms it trains, as listed
+        "runs": runs,  # and their sweep points
     }
+
+
+def further_experiment(spec):
+    """One of `experiments`: its own probes (the learning ones first), then the top-level
+    probes it lists as forgetting probes."""
+    learning, extra = spec["learning_probe"], list(spec["extra_learning_probes"])
+    own = [p for p in spec["probes"] if p != learning and p not in extra]
+    probes = [learning, *extra, *own, *spec["forgetting_probes"]]
+    specs = {**config["probes"], **spec["probes"]}
+    return experiment_spec(spec, spec.get("train", {}), specs, probes, learning, extra)
 
 
 RUN_EXPERIMENTS = config["run_experiments"]
@@ -103,25 +110,62 @@ if _unknown:
         f"run_experiments: {_unknown} are not keys of `experiments` "
         f"(have {sorted(config['experiments'])})"
     )
+if MAIN in config["experiments"]:
+    raise WorkflowError(
+        f"main_experiment: {MAIN!r} is also a key of `experiments`; the main experiment is "
+        "described by the top-level task, probes and arms, so name one of them otherwise"
+    )
+# the main experiment: every top-level probe on every model, in config order
 try:
     EXPERIMENTS = {
-        name: experiment_spec(name, config["experiments"][name])
-        for name in RUN_EXPERIMENTS
+        MAIN: experiment_spec(
+            config, {}, config["probes"], PROBES, config["learning_probe"], []
+        )
     }
 except ValueError as err:
+    raise WorkflowError(str(err)) from None
+try:
+    for _name in RUN_EXPERIMENTS:
+        EXPERIMENTS[_name] = further_experiment(config["experiments"][_name])
+except ValueError as err:
     raise WorkflowError(f"experiments: {err}") from None
+FAMILIES = EXPERIMENTS[MAIN]["families"]  # the main experiment's arms: named targets
 
+
+def arm_spec(experiment, arm):
+    return EXPERIMENTS[experiment]["arms"][arm]
+
+
+def arm_kind(experiment, arm):
+    """The arm's entry in the arm-kind registry (smf.training.arms.registry)."""
+    return KINDS[EXPERIMENTS[experiment]["kinds"][arm]]
+
+
+def retrofit_of(experiment, arm):
+    """The retrofit model an arm starts from: `retrofit` or `retrofit_<variant>`."""
+    variant = arm_spec(experiment, arm).get("smf", {}).get("retrofit")
+    return "retrofit" if variant is None else f"retrofit_{variant}"
+
+
+def retrofits_of(experiment):
+    """The retrofit models an experiment's report shows: the main one and its arms' variants."""
+    spec = EXPERIMENTS[experiment]
+    used = [
+        retrofit_of(experiment, arm)
+        for arm in spec["runs"]
+        if arm_kind(experiment, arm).needs_retrofit
+    ]
+    return list(dict.fromkeys(["retrofit", *used]))
+
+
+# retrofit models this run builds: the main one (a reference row) and the variants in use
+RETROFITS = list(dict.fromkeys(r for e in EXPERIMENTS for r in retrofits_of(e)))
 # one folder per seed inside each retrofit and background folder under per_run seeding
 RETROFIT_RUN = "{retrofit}/seed{seed}" if PER_RUN else "{retrofit}"
 BACKGROUND_RUN = "{background}/seed{seed}" if PER_RUN else "{background}"
 RETROFIT_MODELS = (
     [f"{r}-seed{s}" for r in RETROFITS for s in SEEDS] if PER_RUN else RETROFITS
 )
-# an experiment's reference models: the base and the main retrofit (its forgetting scores are
-# the main experiment's; only the experiment's own probes are run on them again)
-EXP_REFERENCE_MODELS = ["base"] + [
-    m for m in RETROFIT_MODELS if m.partition("-seed")[0] == "retrofit"
-]
 STD_NOTE = (
     f"± is the std over seeds {SEEDS} of the whole chain: each seed has its own task "
     "shuffle, retrofit, recovery and background (seeding: per_run, as paper 3's code)."
@@ -129,30 +173,77 @@ STD_NOTE = (
     else f"± is the std over seeds {SEEDS} of the finetuning only: one task subset, retrofit "
     "and background serve every seed (seeding: shared)."
 )
-MODELS = ["base", *RETROFIT_MODELS] + [
-    f"{arm}-seed{seed}" for arm in ARMS for seed in SEEDS
-]
-MAIN_MODELS = ["base", *RETROFIT_MODELS] + [
-    f"{arm}-seed{seed}" for arm in MAIN_ARMS for seed in SEEDS
-]
-# qa probes that also report retention on the base model's correct answers (rules/retention.smk)
-RETENTION_PROBES = [p for p, spec in config["probes"].items() if spec.get("retention")]
-REPORT_PROBES = [
-    name
-    for p in PROBES
-    for name in ([p, f"{p}_retention"] if p in RETENTION_PROBES else [p])
-]
+
+
+def run_models(experiment, runs=None):
+    """`{arm}-seed{seed}` of the experiment's runs (all of them, or these)."""
+    runs = EXPERIMENTS[experiment]["runs"] if runs is None else runs
+    return [f"{arm}-seed{seed}" for arm in runs for seed in SEEDS]
+
+
+@functools.cache  # asked for every eval file of the DAG
+def reference_models(experiment):
+    """The base model and the experiment's retrofit models (a row each in its tables)."""
+    used = retrofits_of(experiment)
+    return ["base"] + [m for m in RETROFIT_MODELS if m.partition("-seed")[0] in used]
+
+
+def own_probes(experiment):
+    """The probes the experiment runs on the reference models itself: all of the main
+    experiment's; a further experiment's own (its forgetting probes' scores are the main's).
+    """
+    if experiment == MAIN:
+        return PROBES
+    return list(config["experiments"][experiment]["probes"])
+
+
+def eval_probes(experiment, model):
+    """The probes one evaluation job of an experiment runs on one model."""
+    if model in reference_models(experiment):
+        return own_probes(experiment)
+    return EXPERIMENTS[experiment]["probes"]
 
 
 def one_of(names):
     """A wildcard regex matching exactly these names (sweep names hold dots)."""
-    return "|".join(map(re.escape, names))
+    return "|".join(map(re.escape, names)) or "__none__"
+
+
+# an experiment's evaluation jobs: one rule per list of probes (outputs cannot vary with a
+# wildcard): (rule name, experiment, models, probes). The main experiment runs every probe on
+# every model; a further one its own probes on the reference models and all of its on its arms.
+EVAL_RULES = []
+for _exp in EXPERIMENTS:
+    if own_probes(_exp) == EXPERIMENTS[_exp]["probes"]:
+        EVAL_RULES.append(
+            (
+                f"evaluate_{_exp}",
+                _exp,
+                reference_models(_exp) + run_models(_exp),
+                own_probes(_exp),
+            )
+        )
+    else:
+        EVAL_RULES.append(
+            (
+                f"evaluate_{_exp}_reference",
+                _exp,
+                reference_models(_exp),
+                own_probes(_exp),
+            )
+        )
+        EVAL_RULES.append(
+            (f"evaluate_{_exp}", _exp, run_models(_exp), EXPERIMENTS[_exp]["probes"])
+        )
+MODELS = list(dict.fromkeys(m for rule in EVAL_RULES for m in rule[2]))
+ALL_PROBES = list(dict.fromkeys(p for rule in EVAL_RULES for p in rule[3]))
 
 
 wildcard_constraints:
-    arm=one_of(ARMS),
+    experiment=one_of(EXPERIMENTS),
+    arm=one_of(dict.fromkeys(a for e in EXPERIMENTS.values() for a in e["runs"])),
     seed=r"\d+",
-    probe="|".join(PROBES),
+    probe=one_of(ALL_PROBES),
     dataset="|".join(config["data"]),
     model=one_of(MODELS),
     retrofit="|".join(RETROFITS),
@@ -164,12 +255,22 @@ def train_config(overrides):
     return {**config["train"], **overrides}
 
 
-def arm_train_config(arm):
-    return train_config(config["arms"][arm].get("train", {}))
+def arm_train_config(experiment, arm):
+    """Top-level `train:`, then the experiment's (a further one's `train:`), then the arm's."""
+    spec = EXPERIMENTS[experiment]
+    return train_config({**spec["train"], **arm_spec(experiment, arm).get("train", {})})
 
 
 def arms_of_kind(kind):
-    return [arm for arm in ARMS if ARM_KINDS[arm] == kind] or ["__none__"]
+    """The {arm} regex of kind's finetune rule: its runs, each only inside its experiment's
+    runs/ folder (two experiments may give one arm name different kinds)."""
+    alternatives = [
+        f"(?<=/{re.escape(exp)}/runs/)(?:{one_of(runs)})"
+        for exp, spec in EXPERIMENTS.items()
+        for runs in [[a for a in spec["runs"] if spec["kinds"][a] == kind]]
+        if runs
+    ]
+    return "|".join(alternatives) or "__none__"
 
 
 def dataset_path(name):
@@ -209,22 +310,40 @@ def retrofit_memory(retrofit, seed=None):
     return f"{RESULTS}/models/{folder}/memory.safetensors"
 
 
-def task_path(seed):
-    """The task's training records: one file, or (per_run) one shuffle per seed."""
-    name = config["task"]["dataset"]
-    return f"{RESULTS}/data/{name}.seed{seed}.jsonl" if PER_RUN else dataset_path(name)
+def task_path(experiment, seed):
+    """An experiment's training records: one file, or (the main task under per_run seeding)
+    one shuffle per seed."""
+    name = EXPERIMENTS[experiment]["task_dataset"]
+    if PER_RUN and experiment == MAIN:
+        return f"{RESULTS}/data/{name}.seed{seed}.jsonl"
+    return dataset_path(name)
 
 
-def model_kind(model):
+def run_dir(experiment, arm, seed):
+    return f"{RESULTS}/{experiment}/runs/{arm}/seed{seed}"
+
+
+def finetune_inputs(wildcards):
+    """The base model and the task; a kind that trains on the retrofit model (the registry's
+    needs_retrofit) also its memory and background statistics."""
+    exp, arm, seed = wildcards.experiment, wildcards.arm, wildcards.seed
+    inputs = {"base": f"{RESULTS}/models/base", "task": task_path(exp, seed)}
+    if arm_kind(exp, arm).needs_retrofit:
+        retrofit = retrofit_of(exp, arm)
+        inputs["memory"] = retrofit_memory(retrofit, seed)
+        inputs["background"] = f"{background_of(retrofit, seed)}/stats.safetensors"
+    return inputs
+
+
+def model_kind(experiment, model):
     if model == "base":
         return model
     if model in RETROFIT_MODELS:
         return "retrofit"
-    arm = model.rsplit("-seed", 1)[0]
-    return ARM_KINDS[arm]
+    return arm_kind(experiment, model.rsplit("-seed", 1)[0]).name
 
 
-def model_artifact(model):
+def model_artifact(experiment, model):
     """The file or folder that holds what a model adds to the base (None for the base)."""
     if model == "base":
         return None
@@ -232,13 +351,10 @@ def model_artifact(model):
         name, _, seed = model.partition("-seed")
         return retrofit_memory(name, seed)
     arm, seed = model.rsplit("-seed", 1)
-    run = f"{RESULTS}/runs/{arm}/seed{seed}"
-    if ARM_KINDS[arm] == "smf":
-        return f"{run}/memory.safetensors"
-    return f"{run}/{'model' if ARM_KINDS[arm] == 'full' else 'adapter'}"
+    return f"{run_dir(experiment, arm, seed)}/{arm_kind(experiment, arm).artifact}"
 
 
-def model_fingerprint(model):
+def model_fingerprint(experiment, model):
     """The config a model's results depend on: evaluate and report rules carry it in params,
     so a changed run config reruns them even after a failed retrain deleted the run."""
     if model == "base":
@@ -249,39 +365,151 @@ def model_fingerprint(model):
             CHAIN, model, freshness.variant_part(config, variant or None)
         )
     arm, seed = model.rsplit("-seed", 1)
-    run = [config["arms"][arm], arm_train_config(arm), int(seed)]
-    variant = config["arms"][arm].get("smf", {}).get("retrofit")
+    spec = EXPERIMENTS[experiment]
+    run = [arm_spec(experiment, arm), arm_train_config(experiment, arm), int(seed)]
+    # the values cached results were written with (main and further experiments differ in
+    # what they hash), so that no result goes stale by this layout alone
+    if experiment == MAIN:
+        variant = arm_spec(experiment, arm).get("smf", {}).get("retrofit")
+        return freshness.fingerprint(
+            CHAIN, *run, spec["header"], freshness.variant_part(config, variant)
+        )
+    chain = freshness.chain_fingerprint(config, SMF_VERSION, spec["task_dataset"])
     return freshness.fingerprint(
-        CHAIN, *run, config["task"]["header"], freshness.variant_part(config, variant)
+        chain,
+        config.get("fact_task"),
+        experiment,
+        *run,
+        spec["header"],
+        spec["task_kind"],
     )
 
 
-def fingerprints(models):
+def fingerprints(experiment, models):
     """{model: fingerprint}: a report rule's params (see model_fingerprint)."""
-    return {model: model_fingerprint(model) for model in models}
+    return {model: model_fingerprint(experiment, model) for model in models}
 
 
 def eval_inputs(wildcards):
+    exp, model = wildcards.experiment, wildcards.model
     inputs = {"base": f"{RESULTS}/models/base"}
-    for probe, spec in config["probes"].items():
-        inputs[f"data_{probe}"] = dataset_path(spec["dataset"])
-    artifact = model_artifact(wildcards.model)
+    specs = EXPERIMENTS[exp]["probe_specs"]
+    for probe in eval_probes(exp, model):
+        inputs[f"data_{probe}"] = dataset_path(specs[probe]["dataset"])
+    artifact = model_artifact(exp, model)
     if artifact:
         inputs["artifact"] = artifact
     return inputs
 
 
-def eval_files(models=MODELS):
-    return [f"{RESULTS}/eval/{m}/{p}.json" for m in models for p in PROBES]
+def eval_file(experiment, model, probe, report_name=None):
+    """Where an experiment reads a model's result on a probe (`report_name`: a file derived
+    from it, {probe}_retention): its own folder, except the reference models' scores on
+    probes it does not run on them itself, which are the main experiment's."""
+    if model in reference_models(experiment) and probe not in own_probes(experiment):
+        experiment = MAIN
+    return f"{RESULTS}/{experiment}/eval/{model}/{report_name or probe}.json"
 
 
-def arm_models(arm):
-    return [f"{arm}-seed{seed}" for seed in SEEDS]
+def eval_files(experiment, models):
+    """The eval JSONs of these models on every probe of the experiment."""
+    probes = EXPERIMENTS[experiment]["probes"]
+    return [eval_file(experiment, m, p) for m in models for p in probes]
 
 
-def report_eval_files(models=MODELS):
-    """Every eval JSON the report reads: the probes' and the retention files."""
-    return [f"{RESULTS}/eval/{m}/{p}.json" for m in models for p in REPORT_PROBES]
+def report_eval_files(experiment, models):
+    """Every eval JSON the experiment's report reads: the probes' and the retention files."""
+    return [
+        eval_file(experiment, m, p, name)
+        for m in models
+        for p in EXPERIMENTS[experiment]["probes"]
+        for name in ([p, f"{p}_retention"] if p in RETENTION_PROBES else [p])
+    ]
+
+
+def table_models(experiment):
+    """The models of an experiment's main table and figures: reference rows, then its arms'
+    own learning rates (not their sweep points)."""
+    spec = EXPERIMENTS[experiment]
+    return reference_models(experiment) + run_models(experiment, spec["main_arms"])
+
+
+def tradeoff_models(experiment):
+    """The models of an experiment's trade-off report: the base model and every run."""
+    return ["base"] + run_models(experiment)
+
+
+def train_logs(experiment):
+    """{arm: its seeds' training logs} of the experiment's main arms (the loss curves)."""
+    return {
+        arm: [f"{run_dir(experiment, arm, seed)}/train_log.jsonl" for seed in SEEDS]
+        for arm in EXPERIMENTS[experiment]["main_arms"]
+    }
+
+
+def report_outputs(experiment):
+    """What `all` and the experiment's named target build: its tables and figures."""
+    out = f"{RESULTS}/{experiment}"
+    suffixes = [""] + [
+        f"_{p}" for p in EXPERIMENTS[experiment]["extra_learning_probes"]
+    ]
+    return [
+        *(f"{out}/tables/main.{ext}" for ext in ("csv", "md", "tex")),
+        *(
+            f"{out}/figures/{name}.{ext}"
+            for name in ("learning_vs_forgetting", "loss_curves")
+            for ext in ("png", "pdf")
+        ),
+        *(
+            path
+            for s in suffixes
+            for path in (
+                f"{out}/tables/matched_learning{s}.csv",
+                f"{out}/tables/matched_learning{s}.md",
+                f"{out}/tables/learning_gains{s}.csv",
+                f"{out}/tables/matched_differences{s}.csv",
+                f"{out}/figures/pareto_fronts{s}.png",
+                f"{out}/figures/pareto_fronts{s}.pdf",
+            )
+        ),
+    ]
+
+
+# `all` and an experiment's target request every run's log and summary and every eval JSON, so
+# a deleted one is planned again (not only once something downstream reruns); rebuilding a log
+# or summary retrains its run, which is said before any job starts
+RUN_RECORDS = {
+    exp: {
+        f"{run}/{arm_kind(exp, arm).artifact}": [
+            f"{run}/{name}" for name in ("train_log.jsonl", "summary.json")
+        ]
+        for arm in spec["runs"]
+        for seed in SEEDS
+        for run in [run_dir(exp, arm, seed)]
+    }
+    for exp, spec in EXPERIMENTS.items()
+}
+ALL_EVALS = {
+    exp: eval_files(exp, reference_models(exp) + run_models(exp)) for exp in EXPERIMENTS
+}
+if workflow.is_main_process:
+    freshness.warn(
+        freshness.run_outputs_gaps(
+            {k: v for r in RUN_RECORDS.values() for k, v in r.items()}
+        )
+        + freshness.eval_gaps(
+            dict.fromkeys(p for paths in ALL_EVALS.values() for p in paths)
+        )
+    )
+
+
+def experiment_targets(experiment):
+    """Everything an experiment's target (and `all`) requests."""
+    return [
+        *report_outputs(experiment),
+        *(p for records in RUN_RECORDS[experiment].values() for p in records),
+        *ALL_EVALS[experiment],
+    ]
 
 
 def job_resources(stage):

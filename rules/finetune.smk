@@ -1,55 +1,42 @@
-# One rule per arm kind (their artifacts differ); all share workflow/scripts/finetune.py.
-# Everything a run depends on is in params, so changing one arm's config reruns that arm only.
+# One rule per arm kind of the registry (smf.training.arms.registry: their artifacts differ), for
+# every experiment; all share workflow/scripts/finetune.py. Everything a run depends on is in
+# params, so changing one arm's config reruns that arm only.
 
 
-rule finetune_full:
-    input:
-        base="results/models/base",
-        task=lambda wc: task_path(wc.seed),
-    output:
-        artifact=directory("results/runs/{arm}/seed{seed}/model"),
-        log="results/runs/{arm}/seed{seed}/train_log.jsonl",
-        summary="results/runs/{arm}/seed{seed}/summary.json",
-    log:
-        "logs/finetune/{arm}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/finetune/{arm}/seed{seed}.tsv"
-    wildcard_constraints:
-        arm=one_of(arms_of_kind("full")),
-    conda:
-        "../envs/smf.yaml"
-    resources:
-        **job_resources("finetune"),
-        gpu=GPU,
-    params:
-        arm_cfg=lambda wc: config["arms"][wc.arm],
-        train=lambda wc: arm_train_config(wc.arm),
-        header=config["task"]["header"],
-        device=DEVICE,
-        work_dir=lambda wc: checkpoint_dir("runs", wc.arm, f"seed{wc.seed}"),
-        code=SMF_VERSION,
-    script:
-        "../workflow/scripts/finetune.py"
+for _kind in KINDS.values():
 
-
-use rule finetune_full as finetune_lora with:
-    output:
-        artifact=directory("results/runs/{arm}/seed{seed}/adapter"),
-        log="results/runs/{arm}/seed{seed}/train_log.jsonl",
-        summary="results/runs/{arm}/seed{seed}/summary.json",
-    wildcard_constraints:
-        arm=one_of(arms_of_kind("lora")),
-
-
-use rule finetune_full as finetune_smf with:
-    input:
-        base="results/models/base",
-        task=lambda wc: task_path(wc.seed),
-        memory=lambda wc: retrofit_memory(retrofit_of(wc.arm), wc.seed),
-        background=lambda wc: f"{background_of(retrofit_of(wc.arm), wc.seed)}/stats.safetensors",
-    output:
-        artifact="results/runs/{arm}/seed{seed}/memory.safetensors",
-        log="results/runs/{arm}/seed{seed}/train_log.jsonl",
-        summary="results/runs/{arm}/seed{seed}/summary.json",
-    wildcard_constraints:
-        arm=one_of(arms_of_kind("smf")),
+    rule:
+        """One arm x seed of an experiment."""
+        name:
+            f"finetune_{_kind.name}"
+        input:
+            unpack(finetune_inputs),
+        output:
+            artifact=(directory if _kind.artifact_is_dir else str)(
+                f"{RESULTS}/{{experiment}}/runs/{{arm}}/seed{{seed}}/{_kind.artifact}"
+            ),
+            log=f"{RESULTS}/{{experiment}}/runs/{{arm}}/seed{{seed}}/train_log.jsonl",
+            summary=f"{RESULTS}/{{experiment}}/runs/{{arm}}/seed{{seed}}/summary.json",
+        log:
+            "logs/{experiment}/finetune/{arm}/seed{seed}.log",
+        benchmark:
+            f"{RESULTS}/{{experiment}}/benchmarks/finetune/{{arm}}/seed{{seed}}.tsv"
+        wildcard_constraints:
+            arm=arms_of_kind(_kind.name),
+        conda:
+            "../envs/smf.yaml"
+        resources:
+            **job_resources("finetune"),
+            gpu=GPU,
+        params:
+            arm_cfg=lambda wc: arm_spec(wc.experiment, wc.arm),
+            train=lambda wc: arm_train_config(wc.experiment, wc.arm),
+            header=lambda wc: EXPERIMENTS[wc.experiment]["header"],
+            task_kind=lambda wc: EXPERIMENTS[wc.experiment]["task_kind"],
+            device=DEVICE,
+            work_dir=lambda wc: checkpoint_dir(
+                wc.experiment, "runs", wc.arm, f"seed{wc.seed}"
+            ),
+            code=SMF_VERSION,
+        script:
+            "../workflow/scripts/finetune.py"

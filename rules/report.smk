@@ -1,24 +1,31 @@
+# Each experiment's report from its cached eval JSONs (no model is loaded): results/<experiment>/
+# tables and figures.
+
+
 rule tables:
-    """The paper's main table from cached eval JSONs (no model is loaded)."""
+    """An experiment's main table (its arms' own learning rates)."""
     input:
-        report_eval_files(MAIN_MODELS),
+        lambda wc: report_eval_files(wc.experiment, table_models(wc.experiment)),
     output:
         csv=report(
-            "results/tables/main.csv",
+            f"{RESULTS}/{{experiment}}/tables/main.csv",
             caption="../docs/report/table.rst",
             category="Tables",
         ),
-        md="results/tables/main.md",
-        tex="results/tables/main.tex",
+        md=f"{RESULTS}/{{experiment}}/tables/main.md",
+        tex=f"{RESULTS}/{{experiment}}/tables/main.tex",
     log:
-        "logs/report/tables.log",
+        "logs/{experiment}/report/tables.log",
     conda:
         "../envs/smf.yaml"
     params:
-        arms=RETROFITS[1:] + MAIN_ARMS,  # after base and retrofit: variants, then arms
-        probes=REPORT_PROBES,
+        # after base and retrofit: the retrofit variants, then the arms
+        arms=lambda wc: retrofits_of(wc.experiment)[1:]
+        + EXPERIMENTS[wc.experiment]["main_arms"],
+        probes=lambda wc: EXPERIMENTS[wc.experiment]["report_probes"],
         note=STD_NOTE,
-        runs=fingerprints(MAIN_MODELS),  # a changed run config rebuilds the table
+        # a changed run config rebuilds the table
+        runs=lambda wc: fingerprints(wc.experiment, table_models(wc.experiment)),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/tables.py"
@@ -27,35 +34,32 @@ rule tables:
 rule figures:
     """Learning vs forgetting per probe, and training loss curves per arm."""
     input:
-        evals=report_eval_files(MAIN_MODELS),
-        logs=expand(
-            "results/runs/{arm}/seed{seed}/train_log.jsonl", arm=MAIN_ARMS, seed=SEEDS
-        ),
+        evals=lambda wc: report_eval_files(wc.experiment, table_models(wc.experiment)),
+        logs=lambda wc: [
+            p for paths in train_logs(wc.experiment).values() for p in paths
+        ],
     output:
         tradeoff_png=report(
-            "results/figures/learning_vs_forgetting.png",
+            f"{RESULTS}/{{experiment}}/figures/learning_vs_forgetting.png",
             caption="../docs/report/tradeoff.rst",
             category="Figures",
         ),
-        tradeoff_pdf="results/figures/learning_vs_forgetting.pdf",
+        tradeoff_pdf=f"{RESULTS}/{{experiment}}/figures/learning_vs_forgetting.pdf",
         loss_png=report(
-            "results/figures/loss_curves.png",
+            f"{RESULTS}/{{experiment}}/figures/loss_curves.png",
             caption="../docs/report/loss.rst",
             category="Figures",
         ),
-        loss_pdf="results/figures/loss_curves.pdf",
+        loss_pdf=f"{RESULTS}/{{experiment}}/figures/loss_curves.pdf",
     log:
-        "logs/report/figures.log",
+        "logs/{experiment}/report/figures.log",
     conda:
         "../envs/smf.yaml"
     params:
-        log_paths={
-            arm: [f"{RESULTS}/runs/{arm}/seed{seed}/train_log.jsonl" for seed in SEEDS]
-            for arm in MAIN_ARMS
-        },
-        learning_probe=config["learning_probe"],
-        forgetting_probes=[p for p in REPORT_PROBES if p != config["learning_probe"]],
-        runs=fingerprints(MAIN_MODELS),
+        log_paths=lambda wc: train_logs(wc.experiment),
+        learning_probe=lambda wc: EXPERIMENTS[wc.experiment]["learning_probe"],
+        forgetting_probes=lambda wc: EXPERIMENTS[wc.experiment]["forgetting_probes"],
+        runs=lambda wc: fingerprints(wc.experiment, table_models(wc.experiment)),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/figures.py"
@@ -64,28 +68,83 @@ rule figures:
 rule tradeoff:
     """Gains and forgetting with intervals; forgetting at learning levels; arm differences."""
     input:
-        report_eval_files(["base"] + [f"{a}-seed{s}" for a in ARMS for s in SEEDS]),
+        lambda wc: report_eval_files(wc.experiment, tradeoff_models(wc.experiment)),
     output:
-        csv="results/tables/matched_learning.csv",
-        md="results/tables/matched_learning.md",
-        runs_csv="results/tables/learning_gains.csv",
-        differences_csv="results/tables/matched_differences.csv",
+        csv=f"{RESULTS}/{{experiment}}/tables/matched_learning.csv",
+        md=f"{RESULTS}/{{experiment}}/tables/matched_learning.md",
+        runs_csv=f"{RESULTS}/{{experiment}}/tables/learning_gains.csv",
+        differences_csv=f"{RESULTS}/{{experiment}}/tables/matched_differences.csv",
         png=report(
-            "results/figures/pareto_fronts.png",
+            f"{RESULTS}/{{experiment}}/figures/pareto_fronts.png",
             caption="../docs/report/pareto.rst",
             category="Figures",
         ),
-        pdf="results/figures/pareto_fronts.pdf",
+        pdf=f"{RESULTS}/{{experiment}}/figures/pareto_fronts.pdf",
     log:
-        "logs/report/tradeoff.log",
+        "logs/{experiment}/report/tradeoff.log",
     conda:
         "../envs/smf.yaml"
     params:
-        families=FAMILIES,
-        learning_probe=config["learning_probe"],
-        forgetting_probes=[p for p in REPORT_PROBES if p != config["learning_probe"]],
+        families=lambda wc: EXPERIMENTS[wc.experiment]["families"],
+        # tradeoff_extra: the extra learning probe in its file names
+        learning_probe=lambda wc: wc.get("probe")
+        or EXPERIMENTS[wc.experiment]["learning_probe"],
+        forgetting_probes=lambda wc: EXPERIMENTS[wc.experiment]["forgetting_probes"],
         settings=config["tradeoff"],
-        runs=fingerprints(["base"] + [f"{a}-seed{s}" for a in ARMS for s in SEEDS]),
+        runs=lambda wc: fingerprints(wc.experiment, tradeoff_models(wc.experiment)),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/tradeoff.py"
+
+
+use rule tradeoff as tradeoff_extra with:
+    output:
+        csv=f"{RESULTS}/{{experiment}}/tables/matched_learning_{{probe}}.csv",
+        md=f"{RESULTS}/{{experiment}}/tables/matched_learning_{{probe}}.md",
+        runs_csv=f"{RESULTS}/{{experiment}}/tables/learning_gains_{{probe}}.csv",
+        differences_csv=f"{RESULTS}/{{experiment}}/tables/matched_differences_{{probe}}.csv",
+        png=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_{{probe}}.png",
+        pdf=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_{{probe}}.pdf",
+    log:
+        "logs/{experiment}/report/tradeoff_{probe}.log",
+    wildcard_constraints:
+        # an extra learning probe of that experiment (its own trade-off report)
+        probe=one_of(
+            dict.fromkeys(
+                p for e in EXPERIMENTS.values() for p in e["extra_learning_probes"]
+            )
+        ),
+
+
+# Named targets: `snakemake <arm>` builds one arm of the main experiment with its sweep points
+# (all seeds, all probes); `snakemake <experiment>` one experiment's runs, evals and report.
+config_checks.check_experiment_names(
+    {MAIN: "main_experiment", **{e: f"experiments.{e}" for e in RUN_EXPERIMENTS}},
+    {
+        **{rule.name: f"the name of rule {rule.name}" for rule in workflow.rules},
+        **{arm: f"the target of arm arms.{arm}" for arm in FAMILIES},
+        "all": "the name of rule all (the default target)",
+    },
+)
+
+
+for _arm, _runs in FAMILIES.items():
+
+    rule:
+        """Named target: one arm's branch (its sweep points too; all seeds, all probes)."""
+        name:
+            _arm
+        default_target: False
+        input:
+            report_eval_files(MAIN, run_models(MAIN, _runs)),
+
+
+for _exp in EXPERIMENTS:
+
+    rule:
+        """Named target: one experiment's runs, evaluations, tables and figures."""
+        name:
+            _exp
+        default_target: False
+        input:
+            experiment_targets(_exp),

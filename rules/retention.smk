@@ -1,7 +1,7 @@
 rule retention_set:
     """The qa questions the base model answers correctly: fixed once, then cached."""
     input:
-        "results/eval/base/{probe}.json",
+        f"{RESULTS}/{MAIN}/eval/base/{{probe}}.json",
     output:
         "results/retention/{probe}.json",
     log:
@@ -9,7 +9,7 @@ rule retention_set:
     conda:
         "../envs/smf.yaml"
     params:
-        run=model_fingerprint("base"),
+        run=model_fingerprint(MAIN, "base"),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/retention_set.py"
@@ -18,16 +18,18 @@ rule retention_set:
 rule retention:
     """A model's accuracy on the retained questions, from its cached answers."""
     input:
-        answers="results/eval/{model}/{probe}.json",
+        answers=lambda wc: eval_file(wc.experiment, wc.model, wc.probe),
         retained="results/retention/{probe}.json",
     output:
-        "results/eval/{model}/{probe}_retention.json",
+        f"{RESULTS}/{{experiment}}/eval/{{model}}/{{probe}}_retention.json",
     log:
-        "logs/retention/{model}/{probe}.log",
+        "logs/{experiment}/retention/{model}/{probe}.log",
+    wildcard_constraints:
+        probe=one_of(RETENTION_PROBES),
     conda:
         "../envs/smf.yaml"
     params:
-        run=lambda wc: model_fingerprint(wc.model),
+        run=lambda wc: model_fingerprint(wc.experiment, wc.model),
         code=SMF_VERSION,
     script:
         "../workflow/scripts/retention.py"

@@ -1,10 +1,12 @@
 """Bad configs fail before any job starts, naming the key (snakemake dry runs, seconds)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import copy_workflow
 
 BAD = {
@@ -79,20 +81,19 @@ def test_demo_and_paper_profiles_build_their_dags(workflow):
     # paper 1's fact experiment (results/facts/): 4 arms x 3 learning rates x 3 seeds, its
     # probes (held-out and taught form) on base and the 3 main retrofits; 3 more datasets (its
     # training texts and both question files); its fronts on each of its two learning probes
-    for rule, n in [("finetune_smf", 24), ("finetune_lora", 3), ("finetune_full", 3),
-                    ("retrofit", 6), ("background", 6), ("evaluate", 37),
+    # (one finetune rule per arm kind and one set of report rules serve both experiments)
+    for rule, n in [("finetune_smf", 24 + 18), ("finetune_lora", 3 + 9), ("finetune_full", 3 + 9),
+                    ("retrofit", 6), ("background", 6), ("evaluate_medmcqa", 37),
                     ("prepare_data", 8), ("prepare_task_shuffle", 3), ("fact_task", 1),
-                    ("finetune_smf_facts", 18), ("finetune_lora_facts", 9),
-                    ("finetune_full_facts", 9), ("evaluate_arms_facts", 36),
-                    ("evaluate_reference_facts", 4), ("tables_facts", 1),
-                    ("tradeoff_facts", 1), ("tradeoff_extra_facts", 1)]:  # fmt: skip
+                    ("evaluate_facts", 36), ("evaluate_facts_reference", 4), ("tables", 2),
+                    ("figures", 2), ("tradeoff", 2), ("tradeoff_extra", 1)]:  # fmt: skip
         assert f"{rule} {n}" in " ".join(paper.stdout.split()), rule
 
 
 def test_per_run_seeding_gives_each_seed_its_own_chain(workflow):
     """seeding: per_run (paper 3's code): seed 1's SMF run reads seed 1's task shuffle, retrofit
     and background statistics; shared (the demo's default) reads the one shared chain."""
-    target = "results/runs/smf_kl/seed1/summary.json"
+    target = "results/medmcqa/runs/smf_kl/seed1/summary.json"
     per_run = dry_run(workflow, "seeding: per_run\nseeds: [0, 1]\n")
     assert per_run.returncode == 0, per_run.stderr[-2000:]
     proc = snakemake(workflow, target, "--configfile", "config/demo.yaml", "overlay.yaml")
@@ -116,13 +117,13 @@ def test_an_lr_sweep_adds_one_branch_per_rate(workflow):
     out = proc.stdout
     for run in ("smf_kl_lr0.005", "smf_kl_lr0.05"):
         for seed in (0, 1):
-            assert f"results/runs/{run}/seed{seed}/summary.json" in out, run
+            assert f"results/medmcqa/runs/{run}/seed{seed}/summary.json" in out, run
     tables = out.split("rule tables:")[1].split("\n\n")[0]
     assert "smf_kl-seed0" in tables and "_lr0.005" not in tables
     tradeoff = out.split("rule tradeoff:")[1].split("\n\n")[0]
-    assert "results/eval/smf_kl_lr0.05-seed1/wikitext.json" in tradeoff
+    assert "results/medmcqa/eval/smf_kl_lr0.05-seed1/wikitext.json" in tradeoff
     named = snakemake(workflow, "smf_kl", "--configfile", "config/demo.yaml", "overlay.yaml")
-    assert "results/eval/smf_kl_lr0.005-seed0/medmcqa.json" in named.stdout
+    assert "results/medmcqa/eval/smf_kl_lr0.005-seed0/medmcqa.json" in named.stdout
 
 
 def test_naturalquestions_joins_the_fact_experiment_by_overlay(workflow):
@@ -134,4 +135,57 @@ def test_naturalquestions_joins_the_fact_experiment_by_overlay(workflow):
     for path in ("results/facts/eval/base/nq.json", "results/facts/eval/smf_tfidf-seed2/nq.json",
                  "results/data/nq_open.jsonl"):  # fmt: skip
         assert path in proc.stdout, path
-    assert "results/eval/base/nq.json" not in proc.stdout  # the main experiment is untouched
+    # the main experiment is untouched
+    assert "results/medmcqa/eval/base/nq.json" not in proc.stdout
+
+
+def planned_outputs(stdout: str) -> list[str]:
+    """Every output file a dry run plans (its jobs' `output:` lines)."""
+    lines = re.findall(r"^\s+output: (.+)$", stdout, flags=re.M)
+    # without flags such as " (update)"
+    return [path.split(" (")[0] for line in lines for path in line.split(", ")]
+
+
+def fake_cache(root: Path, *args: str) -> None:
+    """Every output of the DAG present and up to date (empty files; folders for the outputs
+    without a suffix: models, adapters), as after a finished run."""
+    proc = snakemake(root, *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for rel in planned_outputs(proc.stdout):
+        path = root / rel
+        if path.suffix:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}\n")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "snakemake", "--touch", "--cores", "1", *args]
+    subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300, check=True)
+    assert "Nothing to be done" in snakemake(root, *args).stdout
+
+
+def test_adding_an_experiment_is_config_only(tmp_path):
+    """A third experiment from an overlay alone (a copy of the fact experiment under a new
+    name) is planned under results/<name>/ by the same rules; with the demo's two experiments
+    cached, nothing of theirs is planned again."""
+    root = copy_workflow(tmp_path)
+    demo = ["--configfile", "config/demo.yaml"]
+    fake_cache(root, *demo)
+    facts = yaml.safe_load((root / "config/config.yaml").read_text())["experiments"]["facts"]
+    (root / "third.yaml").write_text(yaml.safe_dump({"experiments": {"facts_copy": facts}}))
+    proc = snakemake(root, *demo, "third.yaml")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outputs = planned_outputs(proc.stdout)
+    assert outputs and all(p.startswith("results/facts_copy/") for p in outputs), outputs
+    for rel in ("runs/smf_kl_lr8/seed0/summary.json", "eval/base/facts.json", "tables/main.csv",
+                "tables/matched_learning_facts_taught.csv"):  # fmt: skip
+        assert f"results/facts_copy/{rel}" in outputs, rel
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout.split("Job stats:")[1], re.M))
+    # its 4 arms x 3 learning rates (the paper profile's), one seed; base and retrofit on its
+    # own probes; its report; `all`
+    assert {k: int(v) for k, v in stats.items() if k != "total"} == {
+        "finetune_full": 3, "finetune_lora": 3, "finetune_smf": 6, "evaluate_facts_copy": 12,
+        "evaluate_facts_copy_reference": 2, "tables": 1, "figures": 1, "tradeoff": 1,
+        "tradeoff_extra": 1, "all": 1,
+    }  # fmt: skip
+    named = snakemake(root, "facts_copy", *demo, "third.yaml")
+    assert named.returncode == 0 and set(planned_outputs(named.stdout)) == set(outputs)

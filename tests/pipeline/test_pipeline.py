@@ -55,27 +55,29 @@ def demo(tmp_path_factory) -> Path:
 
 
 def test_demo_fills_every_row_of_the_table(demo):
-    table = pd.read_csv(demo / "results/tables/main.csv", index_col=0)
+    table = pd.read_csv(demo / "results/medmcqa/tables/main.csv", index_col=0)
     assert list(table.index) == ["base", "retrofit", "full", "lora", "smf_tfidf", "smf_kl"]
     for probe in ("medmcqa", "wikitext", "triviaqa"):
         assert table[probe].notna().all(), probe
     assert (table.loc[["full", "lora", "smf_tfidf", "smf_kl"], "n_seeds"] == 1).all()
-    matched = pd.read_csv(demo / "results/tables/matched_learning.csv")
+    matched = pd.read_csv(demo / "results/medmcqa/tables/matched_learning.csv")
     assert list(dict.fromkeys(matched["arm"])) == ["full", "lora", "smf_tfidf", "smf_kl"]
     # one rate per arm: no two runs bracket a level (only a level equal to a run's own gain
     # has a value), so the cells are "–" with their reason
     blank = matched["forgetting"].isna()
     assert blank.any() and matched.loc[blank, "reason"].notna().all()
-    assert (demo / "results/tables/matched_differences.csv").exists()
-    gains = pd.read_csv(demo / "results/tables/learning_gains.csv", index_col=0)
+    assert (demo / "results/medmcqa/tables/matched_differences.csv").exists()
+    gains = pd.read_csv(demo / "results/medmcqa/tables/learning_gains.csv", index_col=0)
     assert (gains["learning_low"] <= gains["learning"]).all()
     assert (gains["learning"] <= gains["learning_high"]).all()
     for fig in ("learning_vs_forgetting", "loss_curves", "pareto_fronts"):
         for ext in ("png", "pdf"):
-            assert (demo / f"results/figures/{fig}.{ext}").stat().st_size > 1000
-    log = [json.loads(x) for x in (demo / "results/runs/smf_kl/seed0/train_log.jsonl").open()]
+            assert (demo / f"results/medmcqa/figures/{fig}.{ext}").stat().st_size > 1000
+    log = [
+        json.loads(x) for x in (demo / "results/medmcqa/runs/smf_kl/seed0/train_log.jsonl").open()
+    ]
     assert all(0 < r["rows_updated"] <= 2 * 1024 for r in log)  # top_t per memory layer, 2 layers
-    assert "train" in (demo / "logs/finetune/smf_kl/seed0.log").read_text()  # tqdm progress
+    assert "train" in (demo / "logs/medmcqa/finetune/smf_kl/seed0.log").read_text()  # tqdm progress
 
 
 def test_demo_from_scratch_is_deterministic(demo, tmp_path):
@@ -87,14 +89,14 @@ def test_demo_from_scratch_is_deterministic(demo, tmp_path):
     again = copy_workflow(tmp_path)
     models = ["full-seed0", "lora-seed0", "smf_kl-seed0"]
     probes = ["medmcqa", "wikitext", "triviaqa"]
-    targets = [f"results/eval/{m}/{p}.json" for m in models for p in probes]
+    targets = [f"results/medmcqa/eval/{m}/{p}.json" for m in models for p in probes]
     snakemake(again, *targets, "--cores", "2", *DEMO)
     compared = [
         *targets,
-        "results/runs/smf_kl/seed0/memory.safetensors",
-        "results/runs/smf_kl/seed0/train_log.jsonl",
-        "results/runs/full/seed0/train_log.jsonl",
-        "results/runs/lora/seed0/train_log.jsonl",
+        "results/medmcqa/runs/smf_kl/seed0/memory.safetensors",
+        "results/medmcqa/runs/smf_kl/seed0/train_log.jsonl",
+        "results/medmcqa/runs/full/seed0/train_log.jsonl",
+        "results/medmcqa/runs/lora/seed0/train_log.jsonl",
         "results/background/stats.safetensors",
     ]
     for rel in compared:
@@ -116,7 +118,8 @@ def test_changing_one_arm_reruns_only_its_branch(demo):
     overlay.write_text("arms:\n  lora: {train: {lr: 0.005}}\n")
     out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
     assert job_counts(out) == {
-        "finetune_lora": 1, "evaluate": 1, "tables": 1, "figures": 1, "tradeoff": 1, "all": 1,
+        "finetune_lora": 1, "evaluate_medmcqa": 1, "tables": 1, "figures": 1, "tradeoff": 1,
+        "all": 1,
     }  # fmt: skip
 
 
@@ -124,7 +127,7 @@ def test_the_fact_experiment_has_its_own_table(demo):
     """Paper 1's experiment: its arms scored on its own probe and the shared forgetting probes;
     the reference models' forgetting scores are the main experiment's, not recomputed."""
     facts = pd.read_csv(demo / "results/facts/tables/main.csv", index_col=0)
-    main = pd.read_csv(demo / "results/tables/main.csv", index_col=0)
+    main = pd.read_csv(demo / "results/medmcqa/tables/main.csv", index_col=0)
     assert list(facts.index) == ["base", "retrofit", "full", "lora", "smf_tfidf", "smf_kl"]
     for probe in ("facts", "facts_taught", "wikitext", "triviaqa"):
         assert facts[probe].notna().all(), probe
@@ -156,8 +159,8 @@ def test_each_experiment_reruns_alone(demo):
     overlay.write_text("experiments:\n  facts:\n    arms:\n      lora: {train: {lr: 0.005}}\n")
     out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
     assert job_counts(out) == {
-        "finetune_lora_facts": 1, "evaluate_arms_facts": 1, "tables_facts": 1,
-        "figures_facts": 1, "tradeoff_facts": 1, "tradeoff_extra_facts": 1, "all": 1,
+        "finetune_lora": 1, "evaluate_facts": 1, "tables": 1, "figures": 1, "tradeoff": 1,
+        "tradeoff_extra": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -166,11 +169,9 @@ def test_the_second_seed_overlay_adds_only_seed_1_runs(demo):
     reports; seed 0's runs, the base model, retrofit and background stay cached."""
     overlay = "config/demo_seeds.yaml"
     out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, overlay).stdout
-    per_experiment = {"finetune_full": 1, "finetune_lora": 1, "finetune_smf": 2}
-    assert job_counts(out) == {
-        **per_experiment, **{f"{rule}_facts": n for rule, n in per_experiment.items()},
-        "evaluate": 4, "evaluate_arms_facts": 4, "tables": 1, "tables_facts": 1, "figures": 1,
-        "figures_facts": 1, "tradeoff": 1, "tradeoff_facts": 1, "tradeoff_extra_facts": 1,
+    assert job_counts(out) == {  # each experiment's (one rule set for both)
+        "finetune_full": 2, "finetune_lora": 2, "finetune_smf": 4, "evaluate_medmcqa": 4,
+        "evaluate_facts": 4, "tables": 2, "figures": 2, "tradeoff": 2, "tradeoff_extra": 1,
         "all": 1,
     }  # fmt: skip
 
@@ -181,7 +182,9 @@ def test_adding_a_learning_rate_trains_only_the_new_branch(demo):
     overlay = demo / "lora_sweep.yaml"
     overlay.write_text("arms:\n  lora: {lr_sweep: [0.005]}\n")
     out = snakemake(demo, "-n", "--quiet", "rules", "--cores", "1", *DEMO, str(overlay)).stdout
-    assert job_counts(out) == {"finetune_lora": 1, "evaluate": 1, "tradeoff": 1, "all": 1}
+    assert job_counts(out) == {
+        "finetune_lora": 1, "evaluate_medmcqa": 1, "tradeoff": 1, "all": 1,
+    }  # fmt: skip
 
 
 def test_a_retrofit_variant_is_its_own_cached_branch(demo):
@@ -196,37 +199,37 @@ def test_a_retrofit_variant_is_its_own_cached_branch(demo):
     )
     cached = ["results/models/retrofit/memory.safetensors", "results/background/stats.safetensors"]
     stamps = [(demo / f).stat().st_mtime_ns for f in cached]
-    targets = ["results/eval/smf_rep-seed0/medmcqa.json", "results/eval/retrofit_replacement/"
-               "medmcqa.json"]  # fmt: skip
+    targets = ["results/medmcqa/eval/smf_rep-seed0/medmcqa.json",
+               "results/medmcqa/eval/retrofit_replacement/medmcqa.json"]  # fmt: skip
     snakemake(demo, *targets, "--cores", "2", *DEMO, str(overlay))
     assert [(demo / f).stat().st_mtime_ns for f in cached] == stamps
     variant = demo / "results/models/retrofit_replacement"
     assert json.loads((variant / "memory.json").read_text())["mode"] == "replacement"
-    summary = json.loads((demo / "results/runs/smf_rep/seed0/summary.json").read_text())
+    summary = json.loads((demo / "results/medmcqa/runs/smf_rep/seed0/summary.json").read_text())
     digest = hashlib.sha256((variant / "memory.safetensors").read_bytes()).hexdigest()
     assert summary["provenance"]["memory_sha256"] == digest
     stats = summary["provenance"]["background"]
     assert stats["memory_sha256"] == digest, stats
     for model in ("smf_rep-seed0", "retrofit_replacement"):
-        result = json.loads((demo / f"results/eval/{model}/medmcqa.json").read_text())
+        result = json.loads((demo / f"results/medmcqa/eval/{model}/medmcqa.json").read_text())
         assert 0 <= result["value"] <= 1
 
 
 def test_killed_finetune_resumes_to_the_uninterrupted_result(demo):
     """SIGKILL a finetune after its first checkpoint; the rerun resumes and matches exactly."""
-    run = demo / "results/runs/smf_kl/seed0"
+    run = demo / "results/medmcqa/runs/smf_kl/seed0"
     reference = load_file(run / "memory.safetensors")
     ref_log = (run / "train_log.jsonl").read_text()
-    ref_eval = (demo / "results/eval/smf_kl-seed0/medmcqa.json").read_text()
+    ref_eval = (demo / "results/medmcqa/eval/smf_kl-seed0/medmcqa.json").read_text()
     target = [
-        "results/runs/smf_kl/seed0/summary.json",
-        "results/eval/smf_kl-seed0/medmcqa.json",
+        "results/medmcqa/runs/smf_kl/seed0/summary.json",
+        "results/medmcqa/eval/smf_kl-seed0/medmcqa.json",
         "--cores", "1", *DEMO,
     ]  # fmt: skip
-    ckpt = demo / "results/checkpoints/runs/smf_kl/seed0/checkpoint/meta.json"
+    ckpt = demo / "results/checkpoints/medmcqa/runs/smf_kl/seed0/checkpoint/meta.json"
     proc = subprocess.Popen(
         [*SNAKEMAKE, *target, "--forcerun", "finetune_smf", "--allowed-rules", "finetune_smf",
-         "evaluate"],
+         "evaluate_medmcqa"],
         cwd=demo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     deadline = time.time() + 600
@@ -246,14 +249,15 @@ def test_killed_finetune_resumes_to_the_uninterrupted_result(demo):
     for name, tensor in reference.items():
         assert tensor.equal(resumed[name]), name
     assert (run / "train_log.jsonl").read_text() == ref_log
-    assert (demo / "results/eval/smf_kl-seed0/medmcqa.json").read_text() == ref_eval
+    assert (demo / "results/medmcqa/eval/smf_kl-seed0/medmcqa.json").read_text() == ref_eval
 
 
 def test_tables_rebuild_from_cached_evaluations_only(demo):
-    before = (demo / "results/tables/main.csv").read_text()
+    before = (demo / "results/medmcqa/tables/main.csv").read_text()
     shutil.rmtree(demo / "results/models")
-    shutil.rmtree(demo / "results/runs")
-    shutil.rmtree(demo / "results/tables")
-    snakemake(demo, "tables", "--cores", "1", *DEMO, "--allowed-rules", "tables")
-    assert (demo / "results/tables/main.csv").read_text() == before
+    shutil.rmtree(demo / "results/medmcqa/runs")
+    shutil.rmtree(demo / "results/medmcqa/tables")
+    table = "results/medmcqa/tables/main.csv"
+    snakemake(demo, table, "--cores", "1", *DEMO, "--allowed-rules", "tables")
+    assert (demo / "results/medmcqa/tables/main.csv").read_text() == before
     assert not (demo / "results/models").exists()

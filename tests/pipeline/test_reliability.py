@@ -452,10 +452,10 @@ def test_statistics_of_a_larger_memory_stop_the_smf_run(run):
     assert "snakemake" in line and "rm results/background/stats.safetensors" in line
     only_job_outputs(
         diff,
-        "results/runs/smf_tfidf/seed0/",
-        "results/checkpoints/runs/smf_tfidf/seed0/",  # the trainer's lock file
-        "logs/finetune/smf_tfidf/seed0",
-        "results/benchmarks/finetune/smf_tfidf/seed0",
+        "results/medmcqa/runs/smf_tfidf/seed0/",
+        "results/checkpoints/medmcqa/runs/smf_tfidf/seed0/",  # the trainer's lock file
+        "logs/medmcqa/finetune/smf_tfidf/seed0",
+        "results/medmcqa/benchmarks/finetune/smf_tfidf/seed0",
     )
 
 
@@ -465,14 +465,17 @@ def test_truncated_memory_names_the_file_and_how_to_rebuild(run):
     stat = memory.stat()
     memory.write_bytes(memory.read_bytes()[:-64])  # a copy cut short, with its old mtime
     os.utime(memory, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    shutil.rmtree(run / "results/eval/retrofit")  # so that a job reads the memory
-    line, diff = job_failure(run, "results/eval/retrofit/medmcqa.json")
+    shutil.rmtree(run / "results/medmcqa/eval/retrofit")  # so that a job reads the memory
+    line, diff = job_failure(run, "results/medmcqa/eval/retrofit/medmcqa.json")
     assert line.startswith(
         "results/models/retrofit/memory.safetensors: unreadable memory (safetensors: "
     ), line
     assert "`rm results/models/retrofit/memory.safetensors`" in line
     only_job_outputs(
-        diff, "results/eval/retrofit/", "logs/eval/retrofit", "results/benchmarks/eval/retrofit"
+        diff,
+        "results/medmcqa/eval/retrofit/",
+        "logs/medmcqa/eval/retrofit",
+        "results/medmcqa/benchmarks/eval/retrofit",
     )
 
 
@@ -494,7 +497,7 @@ def test_wikitext_with_only_blank_rows_fails_at_the_data_stage(run):
     line, diff = job_failure(run)
     assert line.startswith("wikitext: no usable records: all 5 rows are blank"), line
     only_job_outputs(diff, "results/data/wikitext", "logs/data/wikitext")
-    assert json.loads((run / "results/eval/base/wikitext.json").read_text())["n"] > 0
+    assert json.loads((run / "results/medmcqa/eval/base/wikitext.json").read_text())["n"] > 0
 
 
 @pytest.mark.slow
@@ -502,8 +505,8 @@ def test_rerun_after_a_killed_snakemake_does_not_start_a_second_trainer(run):
     """Kill Snakemake (not its job) mid-training; the immediate rerun's trainer stops."""
     # So many epochs that the orphan cannot finish before the rerun looks (CI flaked at 400).
     (run / "overlay.yaml").write_text("train: {epochs: 1000000, checkpoint_every: 2}\n")
-    target = ["results/runs/smf_tfidf/seed0/summary.json", "--cores", "1"]
-    work = run / "results/checkpoints/runs/smf_tfidf/seed0"
+    target = ["results/medmcqa/runs/smf_tfidf/seed0/summary.json", "--cores", "1"]
+    work = run / "results/checkpoints/medmcqa/runs/smf_tfidf/seed0"
     first = subprocess.Popen(
         [*SNAKEMAKE, *target, "--allowed-rules", "finetune_smf", "--configfile", "overlay.yaml"],
         cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -523,8 +526,8 @@ def test_rerun_after_a_killed_snakemake_does_not_start_a_second_trainer(run):
         assert proc.returncode != 0
         line = error_line(proc)
         assert line.startswith(
-            f"results/checkpoints/runs/smf_tfidf/seed0: another trainer (PID {orphan}) is using "
-            "this checkpoint folder"
+            f"results/checkpoints/medmcqa/runs/smf_tfidf/seed0: another trainer (PID {orphan}) is "
+            "using this checkpoint folder"
         ), line
         os.kill(orphan, 0)  # the orphan was left alone
     finally:
@@ -580,6 +583,21 @@ def test_an_experiment_named_like_a_rule_or_target_names_the_key(tmp_path, name)
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "taken"),
+    [("finetune_smf", "the name of rule finetune_smf"), ("smf_kl", "the target of arm")],
+)
+def test_a_main_experiment_named_like_a_rule_or_target_names_the_key(tmp_path, name, taken):
+    (tmp_path / "overlay.yaml").write_text(f"main_experiment: {name}\n")
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-n", "--cores", "1", "--configfile", str(tmp_path / "overlay.yaml")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    line = error_line(proc)
+    assert line.startswith(f"main_experiment: the experiment name {name!r} is already {taken}")
+
+
 def test_missing_run_records_and_evals_are_named_before_the_dag(tmp_path):
     run = tmp_path / "runs/lora/seed0"
     (run / "adapter").mkdir(parents=True)
@@ -603,8 +621,8 @@ def test_missing_run_records_and_evals_are_named_before_the_dag(tmp_path):
 
 # --------------------------------------------------------------------------- issue 23 (slow)
 
-RUN = "results/runs/smf_tfidf/seed0"
-WORK = "results/checkpoints/runs/smf_tfidf/seed0"
+RUN = "results/medmcqa/runs/smf_tfidf/seed0"
+WORK = "results/checkpoints/medmcqa/runs/smf_tfidf/seed0"
 # a changed arm config with enough steps for a kill between two checkpoints
 RETRAIN = "arms:\n  smf_tfidf: {train: {lr: 0.2, epochs: 20, checkpoint_every: 2}}\n"
 
@@ -621,15 +639,15 @@ def planned(proc: subprocess.CompletedProcess) -> dict[str, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["all", "results/tables/main.csv"])
+@pytest.mark.parametrize("target", ["all", "results/medmcqa/tables/main.csv"])
 def test_a_table_never_reports_a_run_of_an_old_config(run, target):
     """A failed retrain leaves the old eval JSONs; the table must still be out of date."""
     (run / "overlay.yaml").write_text(RETRAIN)
     for name in ("memory.safetensors", "train_log.jsonl", "summary.json"):
         (run / RUN / name).unlink()  # what Snakemake deletes when the finetune job fails
     jobs = planned(snakemake(run, target, "-n", overlay=True))
-    assert {"finetune_smf", "evaluate", "tables"} <= set(jobs), jobs
-    assert jobs["finetune_smf"] == 1 and jobs["evaluate"] == 1, jobs  # that arm only
+    assert {"finetune_smf", "evaluate_medmcqa", "tables"} <= set(jobs), jobs
+    assert jobs["finetune_smf"] == 1 and jobs["evaluate_medmcqa"] == 1, jobs  # that arm only
 
 
 @pytest.mark.slow
@@ -638,7 +656,7 @@ def test_a_table_never_reports_a_run_of_an_old_config(run, target):
     [
         (f"{RUN}/train_log.jsonl", "finetune_smf", True),
         (f"{RUN}/summary.json", "finetune_smf", True),
-        ("results/eval/smf_tfidf-seed0/triviaqa.json", "evaluate", False),
+        ("results/medmcqa/eval/smf_tfidf-seed0/triviaqa.json", "evaluate_medmcqa", False),
     ],
 )
 def test_a_deleted_intermediate_is_planned_again_and_a_retrain_is_announced(
@@ -692,8 +710,9 @@ def test_a_killed_retrain_resumes_and_reports_what_an_uninterrupted_run_does(fin
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run / RUN / "summary.json").read_text())
     assert summary["resumed_from_step"] == resumed_from
-    for rel in ["results/tables/main.csv", *(
-        f"results/eval/smf_tfidf-seed0/{p}.json" for p in ("medmcqa", "triviaqa", "wikitext")
+    for rel in ["results/medmcqa/tables/main.csv", *(
+        f"results/medmcqa/eval/smf_tfidf-seed0/{p}.json"
+        for p in ("medmcqa", "triviaqa", "wikitext")
     )]:  # fmt: skip
         assert (run / rel).read_bytes() == (clean / rel).read_bytes(), rel
     # the run reported is the new config's (the tiny model's scores barely move with it)
@@ -797,8 +816,8 @@ def test_the_slurm_profile_without_slurm_stops_before_deleting_anything(run):
     if shutil.which("sbatch"):
         pytest.skip("sbatch is installed here")
     before = snapshot(run)
-    proc = snakemake(run, "--profile", "profiles/slurm", "results/eval/base/medmcqa.json",
-                     "-R", "evaluate")  # fmt: skip
+    proc = snakemake(run, "--profile", "profiles/slurm", "results/medmcqa/eval/base/medmcqa.json",
+                     "-R", "evaluate_medmcqa")  # fmt: skip
     assert proc.returncode != 0
     assert error_line(proc).startswith(
         "executor: the slurm executor (--profile profiles/slurm) needs `sbatch`, `sacct or "
@@ -829,10 +848,10 @@ def test_a_failed_slurm_submission_never_shows_an_older_log(run, tmp_path):
         (fake / command).write_text(f"#!/bin/sh\necho '{command}: error: Invalid account' >&2\n"
                                     "exit 1\n")  # fmt: skip
         (fake / command).chmod(0o755)
-    (run / "logs/eval/base.log").write_text("OLD LOG FROM AN EARLIER RUN\n")
+    (run / "logs/medmcqa/eval/base.log").write_text("OLD LOG FROM AN EARLIER RUN\n")
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
-    cmd = [*SNAKEMAKE, "--profile", "profiles/slurm", "results/eval/base/medmcqa.json",
-           "-R", "evaluate"]  # fmt: skip
+    cmd = [*SNAKEMAKE, "--profile", "profiles/slurm", "results/medmcqa/eval/base/medmcqa.json",
+           "-R", "evaluate_medmcqa"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=run, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "Invalid account" in proc.stdout + proc.stderr  # the real cause is shown
@@ -844,5 +863,5 @@ def test_a_changed_arm_reruns_that_arm_only(run):
     """The fingerprints leave the other models' evaluations (base, retrofit) current."""
     (run / "overlay.yaml").write_text("arms:\n  smf_tfidf: {train: {lr: 0.2}}\n")
     jobs = planned(snakemake(run, "all", "-n", overlay=True))
-    assert jobs == {"finetune_smf": 1, "evaluate": 1, "tables": 1,
+    assert jobs == {"finetune_smf": 1, "evaluate_medmcqa": 1, "tables": 1,
                     "figures": 1, "tradeoff": 1, "all": 1}  # fmt: skip

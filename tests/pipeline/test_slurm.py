@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 START, STOP = REPO / ".ci/slurm/start.sh", REPO / ".ci/slurm/stop.sh"
 # long enough to cancel between two checkpoints, short enough for CI (200 optimizer steps)
 OVERLAY = "arms: {smf_tfidf: {train: {epochs: 100, checkpoint_every: 10}}}\n"
-RUN = "results/runs/smf_tfidf/seed0"
+RUN = "results/medmcqa/runs/smf_tfidf/seed0"
 TIMEOUT = 600  # seconds for the whole Slurm run; Snakemake ignores SIGTERM while it waits
 # This cluster has no accounting database (sacct would fail and the run hang): poll squeue,
 # and often, since every job here takes seconds.
@@ -86,7 +86,9 @@ def test_a_cancelled_training_job_resumes_to_the_local_result(finished, slurm_en
         cwd=cluster, env=slurm_env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        checkpoint = cluster / "results/checkpoints/runs/smf_tfidf/seed0/checkpoint/meta.json"
+        checkpoint = (
+            cluster / "results/checkpoints/medmcqa/runs/smf_tfidf/seed0/checkpoint/meta.json"
+        )
         while not (checkpoint.exists() and (job := training_job(slurm_env))):
             assert run.poll() is None, "Snakemake ended before the training checkpointed"
             assert time.time() - started < TIMEOUT, "no checkpoint appeared"
@@ -110,7 +112,10 @@ def test_a_cancelled_training_job_resumes_to_the_local_result(finished, slurm_en
     assert (cluster / RUN / "train_log.jsonl").read_text() == (
         local / RUN / "train_log.jsonl"
     ).read_text()
-    for rel in ("results/eval/smf_tfidf-seed0/medmcqa.json", "results/tables/main.csv"):
+    for rel in (
+        "results/medmcqa/eval/smf_tfidf-seed0/medmcqa.json",
+        "results/medmcqa/tables/main.csv",
+    ):
         assert (cluster / rel).read_text() == (local / rel).read_text(), rel
     slurm_logs = sorted((cluster / "logs/slurm/rule_finetune_smf").rglob("*.log"))
     assert len(slurm_logs) == 2, slurm_logs  # the cancelled job and its resubmission

@@ -30,6 +30,6 @@ with stages.log_to(snakemake.log[0]):
         device=snakemake.params.device,
         memory_path=snakemake.input.get("memory"),
         background_path=snakemake.input.get("background"),
-        task_kind=snakemake.params.get("task_kind", "multiple_choice"),
+        task_kind=snakemake.params.task_kind,
     )
     print(summary)

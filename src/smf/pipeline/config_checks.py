@@ -296,14 +296,15 @@ def check_executor_commands(executor: str | None, find=which) -> None:
         )
 
 
-def check_experiment_names(names: Iterable[str], taken: Mapping[str, str]) -> None:
-    """An experiment's name is also a Snakemake target (`snakemake facts`) and a prefix of its
-    rules: a name already used (`all`, `tradeoff`, an arm) must fail naming the config key,
-    not with Snakemake's "The name all is already used by another rule"."""
-    for name in names:
+def check_experiment_names(names: Mapping[str, str], taken: Mapping[str, str]) -> None:
+    """An experiment's name ({name: its config key}) is also a Snakemake target (`snakemake
+    facts`) and part of its evaluation rules' names: a name already used (`all`, `tradeoff`,
+    `finetune_smf`, an arm) must fail naming the config key, not with Snakemake's "The name all
+    is already used by another rule"."""
+    for name, key in names.items():
         if name in taken:
             raise ConfigError(
-                f"experiments.{name}: the experiment name {name!r} is already {taken[name]}; "
+                f"{key}: the experiment name {name!r} is already {taken[name]}; "
                 "an experiment's name is its Snakemake target, so rename the key (e.g. "
                 f"{name}_exp)"
             )

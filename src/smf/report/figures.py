@@ -3,7 +3,7 @@
 Apart from smf.report.paper_tables, which keeps the eval schema and the tables: the figures share a
 style,
 arm colours and markers (smf.report.comparisons draws with them too), and the loss curves read the
-training logs (results/runs/{arm}/seed{seed}/train_log.jsonl). Figures are drawn on
+training logs (results/{experiment}/runs/{arm}/seed{seed}/train_log.jsonl). Figures are drawn on
 ``matplotlib.figure.Figure`` objects directly (Agg canvas), never through pyplot, so no GUI
 backend or global figure state is ever touched.
 """

@@ -1,7 +1,8 @@
 """Tables for the paper, built from cached eval JSONs; the eval schema they are checked against.
 
-Everything here reads files the pipeline already wrote (results/eval/{model}/{probe}.json) and
-only formats them, so the report stage can be rerun cheaply. The figures drawn from the same
+Everything here reads files the pipeline already wrote
+(results/{experiment}/eval/{model}/{probe}.json) and only formats them, so the report stage can
+be rerun cheaply. The figures drawn from the same
 results live in smf.report.figures.
 """
 
