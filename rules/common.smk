@@ -261,6 +261,19 @@ def arm_train_config(experiment, arm):
     return train_config({**spec["train"], **arm_spec(experiment, arm).get("train", {})})
 
 
+def run_lrs(experiment):
+    """{run: learning rate} of an experiment's runs, sweep points included (the trade-off
+    orders each arm's runs by it)."""
+    runs = EXPERIMENTS[experiment]["runs"]
+    return {run: float(arm_train_config(experiment, run)["lr"]) for run in runs}
+
+
+def probe_data(experiment, probe):
+    """{probe: its data file} (the chance baseline reads the answer sets), or {}."""
+    dataset = EXPERIMENTS[experiment]["probe_specs"][probe].get("dataset")
+    return {probe: dataset_path(dataset)} if dataset else {}
+
+
 def arms_of_kind(kind):
     """The {arm} regex of kind's finetune rule: its runs, each only inside its experiment's
     runs/ folder (two experiments may give one arm name different kinds)."""

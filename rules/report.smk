@@ -90,6 +90,11 @@ rule tradeoff:
         learning_probe=lambda wc: wc.get("probe")
         or EXPERIMENTS[wc.experiment]["learning_probe"],
         forgetting_probes=lambda wc: EXPERIMENTS[wc.experiment]["forgetting_probes"],
+        lrs=lambda wc: run_lrs(wc.experiment),
+        learning_data=lambda wc: probe_data(
+            wc.experiment,
+            wc.get("probe") or EXPERIMENTS[wc.experiment]["learning_probe"],
+        ),
         settings=config["tradeoff"],
         runs=lambda wc: fingerprints(wc.experiment, tradeoff_models(wc.experiment)),
         code=SMF_VERSION,

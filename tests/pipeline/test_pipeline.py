@@ -151,6 +151,9 @@ def test_the_fact_experiment_has_its_own_table(demo):
         gains = pd.read_csv(demo / f"results/facts/tables/{name}.csv", index_col="run")
         expected = 100 * facts.loc[gains.index, f"{probe}_delta"]
         assert gains["learning"].to_numpy() == pytest.approx(expected.to_numpy(), abs=1e-3), probe
+        # each run's rate is the fact experiment's, not the main one's of the same arm name
+        assert gains.loc["full", "lr"] == pytest.approx(5e-4), probe
+        assert gains.loc["lora", "lr"] == pytest.approx(1e-3), probe
 
 
 def test_each_experiment_reruns_alone(demo):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smf.pipeline import report_jobs, sweeps
+from smf.pipeline import sweeps
 from smf.pipeline.report_jobs import build_tradeoff
 from smf.report import comparisons, paper_tables, tradeoff_tables
 
@@ -202,25 +202,3 @@ def test_one_seed_is_said_in_the_table(tmp_path):
     assert runs["wikitext_forgetting_low"].isna().all()
     assert "+1.00 (no interval)" in md
     assert diffs.empty  # b brackets no level: no difference is invented
-
-
-def test_tradeoff_inputs_read_each_runs_rate_and_the_probe_data_from_the_config():
-    config = {
-        "train": {"lr": 1e-4},
-        "arms": sweeps.expand_sweeps(ARMS),
-        "probes": {"medmcqa": {"dataset": "medmcqa", "kind": "multiple_choice"}},
-        "experiments": {
-            "facts": {
-                "arms": {"x": {"train": {"lr": 0.3}}, "x_lr1": {"train": {"lr": 1.0}}},
-                "probes": {"facts": {"dataset": "facts_eval", "kind": "qa"}},
-            }
-        },
-    }
-    families = sweeps.families(ARMS, ["full", "smf_kl"])
-    lrs, data = report_jobs.tradeoff_inputs(config, families, "medmcqa")
-    assert lrs == {"full": 5e-5, "full_lr1e-05": 1e-5, "full_lr0.0002": 2e-4, "smf_kl": 2.0}
-    assert data == {"medmcqa": "results/data/medmcqa.jsonl"}
-    lrs, data = report_jobs.tradeoff_inputs(config, {"x": ["x", "x_lr1"]}, "facts")
-    assert lrs == {"x": 0.3, "x_lr1": 1.0} and data == {"facts": "results/data/facts_eval.jsonl"}
-    with pytest.raises(ValueError, match="no experiment"):
-        report_jobs.tradeoff_inputs(config, {"y": ["y"]}, "facts")

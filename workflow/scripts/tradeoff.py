@@ -4,22 +4,21 @@ arms, with intervals over seeds and questions (see smf.pipeline.report_jobs)."""
 from typing import TYPE_CHECKING
 
 from smf.pipeline.joblog import log_to
-from smf.pipeline.report_jobs import build_tradeoff, tradeoff_inputs
+from smf.pipeline.report_jobs import build_tradeoff
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
     families = {arm: list(runs) for arm, runs in snakemake.params.families.items()}
-    lrs, data_paths = tradeoff_inputs(snakemake.config, families, snakemake.params.learning_probe)
     levels = build_tradeoff(
         list(snakemake.input),
         families,
-        lrs,
+        dict(snakemake.params.lrs),
         snakemake.params.learning_probe,
         list(snakemake.params.forgetting_probes),
         dict(snakemake.output.items()),
         snakemake.config.get("tradeoff"),
-        data_paths,
+        dict(snakemake.params.learning_data),
     )
     print(levels.to_string())

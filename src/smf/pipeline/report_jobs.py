@@ -73,24 +73,3 @@ def build_tradeoff(
     )
     pareto_plot.plot_pareto_fronts(cmp, runs, out["png"], out["pdf"])
     return levels
-
-
-def tradeoff_inputs(
-    config: dict, families: dict[str, list[str]], learning_probe: str, results: str = "results"
-) -> tuple[dict[str, float], dict[str, str]]:
-    """(learning rate of every run, data file of the learning probe) from the workflow config:
-    the main experiment's arms, or the further experiment whose arms hold these runs."""
-    runs = [run for family in families.values() for run in family]
-    scopes = [config, *(config.get("experiments") or {}).values()]
-    for scope in scopes:
-        arms = scope.get("arms") or {}
-        if all(run in arms for run in runs):
-            break
-    else:
-        raise ValueError(f"no experiment's arms hold all of the runs {runs}")
-    default_lr = (scope.get("train") or {}).get("lr", (config.get("train") or {}).get("lr"))
-    lrs = {run: float((arms[run].get("train") or {}).get("lr", default_lr)) for run in runs}
-    probes = {**(config.get("probes") or {}), **(scope.get("probes") or {})}
-    spec = probes.get(learning_probe) or {}
-    data = {learning_probe: f"{results}/data/{spec['dataset']}.jsonl"} if "dataset" in spec else {}
-    return lrs, data
