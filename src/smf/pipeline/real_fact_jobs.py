@@ -14,13 +14,6 @@ from smf.probes.base_answers import cache_base_answers
 from smf.tasks.real_fact_task import write_task_from_answers
 from smf.training import arms
 
-# the keys the cached answers depend on (the rest only change the selection)
-ANSWER_KEYS = ("dataset", "records", "prompts", "max_new_tokens")
-
-
-def answer_spec(spec: dict) -> dict:
-    return {key: spec[key] for key in ANSWER_KEYS}
-
 
 def real_fact_answers(
     base_dir: str | Path,
@@ -53,7 +46,14 @@ def real_fact_answers(
         records[:n],
         out,
         Path(work_dir) / "partial.jsonl",
-        meta={**answer_spec(spec), "code": code, "base": str(base_dir)},
+        # not `records`: a resumed job with more records reuses the rows it has
+        meta={
+            "dataset": spec["dataset"],
+            "prompts": list(spec["prompts"]),
+            "max_new_tokens": spec["max_new_tokens"],
+            "code": code,
+            "base": str(base_dir),
+        },
         prompts=spec["prompts"],
         max_new_tokens=spec["max_new_tokens"],
         batch_size=batch_size,

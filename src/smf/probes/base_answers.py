@@ -126,7 +126,13 @@ def cache_base_answers(
     them in record order to `out`. Returns counts of right answers per prompt."""
     partial, out = Path(partial), Path(out)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    done = {r["id"]: r for r in _done_rows(partial, meta)}
+    questions = {str(r["id"]): r["question"] for r in records}
+    # a row is reused only for the same question under the same id (the dataset may change)
+    done = {
+        r["id"]: r
+        for r in _done_rows(partial, meta)
+        if questions.get(r["id"], r["question"]) == r["question"]
+    }
     partial.with_suffix(".meta.json").write_text(json.dumps(meta))
     todo = [r for r in records if str(r["id"]) not in done]
     chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
