@@ -1,3 +1,18 @@
+from smf.tasks import real_fact_task as real_fact_task_checks
+
+# checked before any job when a `data` entry reads the task's files (the experiment is used)
+if any(
+    str((entry.get("source") or {}).get("path") or "").startswith(
+        f"{RESULTS}/real_fact_task/"
+    )
+    for entry in config["data"].values()
+):
+    try:
+        real_fact_task_checks.check_spec(config["real_fact_task"], config["data"])
+    except ValueError as err:
+        raise WorkflowError(str(err)) from None
+
+
 # the keys the cached answers depend on (the others only change the selection): a changed
 # n_facts rebuilds the task, not the answers
 REAL_FACT_ANSWER_SPEC = {

@@ -47,6 +47,17 @@ def test_real_facts_plans_its_jobs(tmp_path: Path) -> None:
     assert "real_fact_answers" not in job_counts(dry_run(root))
 
 
+def test_bad_task_config_stops_before_any_job(tmp_path: Path) -> None:
+    root = copy_workflow(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "real_facts", *SMOLLM2,
+         "--config", "real_fact_task={dataset: triviaqa_pool, known_prompt: chat}"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "real_fact_task.known_prompt: 'chat' is not among" in proc.stdout + proc.stderr
+
+
 def test_shortfall_stops_with_the_key(tmp_path: Path) -> None:
     """The task rule's entry point names the config key when K cannot be filled."""
     answers = tmp_path / "base_answers.jsonl"

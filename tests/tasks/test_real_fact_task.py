@@ -158,3 +158,16 @@ def test_fixture_questions() -> None:
     spec = {**SPEC, "records": 40, "prompts": ["paper3"], "n_facts": 10, "n_known": 4}
     task, report = build_real_fact_task(answers, spec)
     check_split(task, report, answers, spec)
+
+
+def test_check_spec_names_the_key() -> None:
+    from smf.tasks.real_fact_task import check_spec
+
+    data = {"triviaqa": {"kind": "qa"}, "wikitext": {"kind": "text"}}
+    check_spec(SPEC, data)
+    with pytest.raises(ValueError, match=r"real_fact_task\.dataset: 'wikitext'"):
+        check_spec({**SPEC, "dataset": "wikitext"}, data)
+    with pytest.raises(ValueError, match=r"real_fact_task\.known_prompt"):
+        check_spec({**SPEC, "prompts": ["paper3"], "known_prompt": "chat"}, data)
+    with pytest.raises(ValueError, match=r"real_fact_task\.trained/held_out/taught: .*held-out"):
+        check_spec({**SPEC, "trained": [*SPEC["trained"], "plain"]}, data)

@@ -30,6 +30,25 @@ SELECTION_FILE = "selection.json"
 CONFIG_KEY = "real_fact_task"
 
 
+def check_spec(spec: Mapping, data: Mapping[str, Mapping]) -> None:
+    """Config errors a job would only meet later: the pool is not a qa `data` entry, K's prompt
+    is not cached, or the wordings are not a readable design (raises ValueError)."""
+    entry = data.get(spec["dataset"])
+    if entry is None or entry.get("kind") != "qa":
+        raise ValueError(
+            f"{CONFIG_KEY}.dataset: {spec['dataset']!r} is not a `data` entry of kind qa"
+        )
+    if spec["known_prompt"] not in spec["prompts"]:
+        raise ValueError(
+            f"{CONFIG_KEY}.known_prompt: {spec['known_prompt']!r} is not among "
+            f"{CONFIG_KEY}.prompts {list(spec['prompts'])}"
+        )
+    try:
+        templates.check_wordings(spec["trained"], spec["held_out"], spec["taught"])
+    except ValueError as err:
+        raise ValueError(f"{CONFIG_KEY}.trained/held_out/taught: {err}") from None
+
+
 def selection_pool(
     answers: Sequence[Mapping], prompts: Sequence[str], known_prompt: str
 ) -> list[dict]:
