@@ -22,6 +22,7 @@ include: "rules/evaluate.smk"
 include: "rules/retention.smk"
 include: "rules/report.smk"
 include: "rules/fact_task.smk"
+include: "rules/real_fact_task.smk"
 
 
 # On a cluster these run where Snakemake runs, not as jobs: they are quick, need no GPU, and
@@ -37,6 +38,7 @@ localrules:
     tradeoff,
     tradeoff_extra,
     fact_task,
+    real_fact_task,
 
 
 rule all:
@@ -44,4 +46,4 @@ rule all:
     input:
         # every experiment's tables and figures, and every run's log and summary and every eval
         # JSON, so that a deleted one is rebuilt (rules/common.smk)
-        [path for exp in EXPERIMENTS for path in experiment_targets(exp)],
+        [path for exp in ALL_EXPERIMENTS for path in experiment_targets(exp)],

@@ -1,6 +1,9 @@
 """Lab: SmolLM2-135M-Instruct's greedy answers and gold log-probs on TriviaQA fixture records.
 
-Not the product: a measurement for issue 27 (can F and K be drawn from records 0-999?).
+Not the product: a measurement for issue 27 (can F and K be drawn from records 0-999?). The
+measuring is the library's `smf.probes.base_answers.answer_rows`, which the DAG's rule
+real_fact_answers runs (resumable, on `real_fact_task.records` of a configured dataset); this
+script is the same on a GGUF and the fixture without a DAG.
 Writes one JSON line per question: id, greedy output (paper-3 prompt and, optionally, the chat
 template), correctness by the project's paper-3 substring match, gold answer's summed and mean
 teacher-forced log-prob.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -20,11 +24,12 @@ import torch
 
 from smf.data.gguf import load_gguf
 from smf.data.prepare import prepare_qa
-from smf.data.prompts import qa_correct_paper3, qa_prompt
-from smf.probes.qa import generate_answers
-from smf.probes.scoring import continuation_logprobs
+from smf.probes.base_answers import answer_rows
 
-FIXTURE = Path("/work/shared/fixtures/real/triviaqa/llm_foundry/triviaqa_sm_sub.jsonl")
+FIXTURE = (
+    Path(os.environ.get("SMF_REAL_FIXTURES", "../shared/fixtures/real"))
+    / "triviaqa/llm_foundry/triviaqa_sm_sub.jsonl"
+)
 GGUF = Path(".cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
@@ -33,12 +38,6 @@ def load_records(n: int) -> list[dict]:
     ds = datasets.load_dataset("json", data_files=str(FIXTURE), split="train")
     records, _ = prepare_qa(ds, name="triviaqa", limit=n)
     return records
-
-
-def chat_prompt(tokenizer, question: str) -> str:
-    """The model's own chat template around the bare question (generation prompt added)."""
-    messages = [{"role": "user", "content": question}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def main() -> None:
@@ -55,44 +54,15 @@ def main() -> None:
     model, tokenizer = load_gguf(GGUF)
     records = load_records(args.n)
     print(f"loaded in {time.time() - t0:.0f} s; {len(records)} records", flush=True)
-    t1 = time.time()
-    prompts = [qa_prompt(r["question"]) for r in records]
-    outputs = generate_answers(
-        model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size
-    )
-    t_gen = time.time() - t1
-    gold = continuation_logprobs(
-        model, tokenizer, [(p, " " + r["answer"]) for p, r in zip(prompts, records, strict=True)]
-    )
-    t_lp = time.time() - t1 - t_gen
-    chat_outputs = [None] * len(records)
-    if args.chat:
-        chat = [chat_prompt(tokenizer, r["question"]) for r in records]
-        chat_outputs = generate_answers(
-            model,
-            tokenizer,
-            chat,
-            max_new_tokens=args.max_new_tokens,
-            batch_size=args.batch_size,
-            add_special_tokens=False,
-        )
+    prompts = ["paper3", "chat"] if args.chat else ["paper3"]
+    rows = answer_rows(model, tokenizer, records, prompts, args.max_new_tokens, args.batch_size)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    right = chat_right = 0
-    with args.out.open("w") as fh:
-        for rec, out, (lp, n_tok), chat_out in zip(
-            records, outputs, gold, chat_outputs, strict=True
-        ):
-            ok = qa_correct_paper3(out, rec["aliases"])
-            chat_ok = chat_out is not None and qa_correct_paper3(chat_out, rec["aliases"])
-            right += ok
-            chat_right += chat_ok
-            row = {**rec, "output": out, "correct": ok, "gold_logprob": lp, "gold_tokens": n_tok}
-            if chat_out is not None:
-                row |= {"chat_output": chat_out, "chat_correct": chat_ok}
-            fh.write(json.dumps(row) + "\n")
+    args.out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    right = sum(r["correct"] for r in rows)
+    chat_right = sum(r.get("chat_correct", False) for r in rows)
     print(
         f"paper3 prompt: {right}/{len(records)} right; chat: {chat_right}; "
-        f"generate {t_gen:.0f} s, gold log-probs {t_lp:.0f} s, total {time.time() - t0:.0f} s",
+        f"total {time.time() - t0:.0f} s",
         flush=True,
     )
 

@@ -124,11 +124,14 @@ try:
     }
 except ValueError as err:
     raise WorkflowError(str(err)) from None
+# every configured experiment has its rules and named target; `all` builds the main one and
+# RUN_EXPERIMENTS (ALL_EXPERIMENTS)
 try:
-    for _name in RUN_EXPERIMENTS:
+    for _name in config["experiments"]:
         EXPERIMENTS[_name] = further_experiment(config["experiments"][_name])
 except ValueError as err:
     raise WorkflowError(f"experiments: {err}") from None
+ALL_EXPERIMENTS = [MAIN, *RUN_EXPERIMENTS]
 FAMILIES = EXPERIMENTS[MAIN]["families"]  # the main experiment's arms: named targets
 
 

@@ -124,7 +124,7 @@ use rule tradeoff as tradeoff_extra with:
 # Named targets: `snakemake <arm>` builds one arm of the main experiment with its sweep points
 # (all seeds, all probes); `snakemake <experiment>` one experiment's runs, evals and report.
 config_checks.check_experiment_names(
-    {MAIN: "main_experiment", **{e: f"experiments.{e}" for e in RUN_EXPERIMENTS}},
+    {MAIN: "main_experiment", **{e: f"experiments.{e}" for e in config["experiments"]}},
     {
         **{rule.name: f"the name of rule {rule.name}" for rule in workflow.rules},
         **{arm: f"the target of arm arms.{arm}" for arm in FAMILIES},

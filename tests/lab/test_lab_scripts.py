@@ -12,7 +12,7 @@ from conftest import REPO
 LAB = REPO / "lab"
 
 
-@pytest.mark.parametrize("script", ["lr_probe.py", "lab_memory_pretraining.py"])
+@pytest.mark.parametrize("script", ["lr_probe.py", "lab_memory_pretraining.py", "base_answers.py"])
 def test_a_lab_script_runs_its_help(script):
     proc = subprocess.run(
         [sys.executable, str(LAB / script), "--help"],

@@ -52,6 +52,14 @@ class SelectionSizes:
             raise ValueError(f"max_answer_words must be >= 1, got {self.max_answer_words}")
 
 
+class Shortfall(ValueError):
+    """F or K cannot be filled: `which` (n_facts or n_known) wanted `wanted`, got `got`."""
+
+    def __init__(self, message: str, which: str, wanted: int, got: int, counts: dict):
+        super().__init__(message)
+        self.which, self.wanted, self.got, self.counts = which, wanted, got, counts
+
+
 @dataclass
 class FactSplit:
     """The facts to teach (F), the retention questions (K) and why the others were left out."""
@@ -177,14 +185,22 @@ def select_facts(
         "seed": seed,
     }
     if len(known) < sizes.n_known:
-        raise ValueError(
+        raise Shortfall(
             f"only {len(known)} usable questions the base model answers right "
-            f"(of {sum(verdicts)} right in {len(rows)}); need n_known = {sizes.n_known}"
+            f"(of {sum(verdicts)} right in {len(rows)}); need n_known = {sizes.n_known}",
+            "n_known",
+            sizes.n_known,
+            len(known),
+            counts,
         )
     if len(facts) < sizes.n_facts:
-        raise ValueError(
+        raise Shortfall(
             f"only {len(facts)} teachable facts the base model gets wrong "
-            f"(of {len(wrong)} wrong); need n_facts = {sizes.n_facts}"
+            f"(of {len(wrong)} wrong); need n_facts = {sizes.n_facts}",
+            "n_facts",
+            sizes.n_facts,
+            len(facts),
+            counts,
         )
     return FactSplit(facts=facts, known=known, counts=counts)
 
