@@ -123,6 +123,12 @@ def test_sliding_window_perplexity_matches_hf_guide_recipe(tiny_qwen2, tokenizer
             break
     assert total_tokens == n - 1
     assert result["nll_per_token"] == pytest.approx(total_nll / total_tokens, rel=1e-5)
+    # the per-window losses a report resamples add up to the total, window by window
+    assert len(result["window_nll"]) == len(result["window_tokens"]) == result["windows"]
+    assert sum(result["window_tokens"]) == n - 1
+    assert sum(result["window_nll"]) == pytest.approx(total_nll, rel=1e-5)
+    assert sum(result["window_nll"]) == pytest.approx(result["nll_per_token"] * (n - 1), rel=1e-12)
+    assert len(set(result["window_tokens"])) > 1  # windows differ, so order matters
 
 
 def test_lm_eval_perplexity_is_word_level_over_detokenized_pages(tiny_qwen2, tokenizer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from conftest import REQUIRED_KEYS, VARIED_INIT, make_tiny_qwen2
 
 from smf.data.prompts import qa_correct_paper3, qa_prompt
@@ -46,6 +47,31 @@ def test_qa_accuracy_result(tokenizer, protocol: str) -> None:
         if protocol == "paper3":
             assert example["correct"] == qa_correct_paper3(example["output"], ["David Seville"])
     assert result["value"] == sum(e["correct"] for e in result["examples"]) / len(records)
+
+
+def test_gold_logprob_is_the_teacher_forced_answer_after_the_prompt(tokenizer) -> None:
+    model = make_tiny_qwen2(initializer_range=VARIED_INIT)
+    records = [
+        {"id": "a", "question": QUESTIONS[0], "answer": "David Seville", "aliases": ["x"]},
+        {"id": "b", "question": QUESTIONS[1], "aliases": ["Scorpio", "scorpius"]},
+    ]
+    plain = qa_accuracy(model, tokenizer, records, max_new_tokens=4)
+    result = qa_accuracy(model, tokenizer, records, max_new_tokens=4, gold_logprob=True)
+    assert "gold_mean_logprob" not in plain and "gold_logprob" not in plain["answers"][0]
+    assert [a["output"] for a in result["answers"]] == [a["output"] for a in plain["answers"]]
+    per_token = []
+    for answer, rec, gold in zip(
+        result["answers"], records, ["David Seville", "Scorpio"], strict=True
+    ):
+        context = tokenizer(qa_prompt(rec["question"]), add_special_tokens=False)["input_ids"]
+        target = tokenizer(" " + gold, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([context + target])
+        log_probs = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+        expected = sum(log_probs[len(context) - 1 + k, t].item() for k, t in enumerate(target))
+        assert answer["gold_tokens"] == len(target)
+        assert answer["gold_logprob"] == pytest.approx(expected, abs=1e-4)
+        per_token.append(expected / len(target))
+    assert result["gold_mean_logprob"] == pytest.approx(sum(per_token) / 2, abs=1e-4)
 
 
 def test_qa_record_without_aliases_is_rejected(tiny_qwen2, tokenizer) -> None:

@@ -23,5 +23,6 @@ def run_probe(model, tokenizer, cfg: dict, records: list[dict], batch_size: int,
         return qa.qa_accuracy(
             model, tokenizer, records, protocol=protocol,
             max_new_tokens=cfg.get("max_new_tokens"), batch_size=batch_size,
+            gold_logprob=cfg.get("gold_logprob", False),
         )  # fmt: skip
     raise ValueError(f"probe kind {cfg['kind']!r} is unknown")

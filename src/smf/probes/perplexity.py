@@ -24,7 +24,15 @@ from smf.data.prompts import (
     wikitext_documents,
     wikitext_paper3_text,
 )
-from smf.probes.scoring import PERPLEXITY_MAX_LENGTH, Window, encode, eval_mode, total_nll
+from smf.probes.scoring import (
+    PERPLEXITY_MAX_LENGTH,
+    Window,
+    encode,
+    eval_mode,
+    scoring_order_sum,
+    total_nll,
+    window_nlls,
+)
 
 # lm-eval's fallback when neither the model config nor the tokenizer gives a maximum length.
 LM_EVAL_DEFAULT_MAX_LENGTH = 2048
@@ -141,7 +149,8 @@ def _perplexity_paper3(model, tokenizer, rows, limit, max_length, stride, batch_
         raise ValueError("perplexity: no non-empty rows to score")
     ids = encode(tokenizer, text)
     windows = sliding_windows(ids, max_length, stride)
-    nll, n_scored = total_nll(model, windows, batch_size, desc="perplexity (paper3)")
+    window_nll, window_tokens = window_nlls(model, windows, batch_size, "perplexity (paper3)")
+    nll, n_scored = scoring_order_sum(window_nll, windows, batch_size), sum(window_tokens)
     return {
         "metric": "perplexity",
         "value": math.exp(nll / n_scored),
@@ -154,6 +163,9 @@ def _perplexity_paper3(model, tokenizer, rows, limit, max_length, stride, batch_
         "max_length": max_length,
         "stride": stride,
         "text_sha256": sha256_text(text),
+        # per window, so a report can resample windows (a block bootstrap over the text)
+        "window_nll": window_nll,
+        "window_tokens": window_tokens,
     }
 
 
@@ -163,9 +175,17 @@ def _perplexity_lm_eval(model, tokenizer, rows, max_length, batch_size) -> dict:
         raise ValueError("perplexity: no wikitext pages found in the rows")
     prefix = _prefix_token(tokenizer)
     windows: list[Window] = []
-    for page in pages:
-        windows += rolling_windows(encode(tokenizer, wikitext_detokenize(page)), prefix, max_length)
-    nll, n_scored = total_nll(model, windows, batch_size, desc="perplexity (lm_eval)")
+    page_of: list[int] = []
+    for index, page in enumerate(pages):
+        ids = encode(tokenizer, wikitext_detokenize(page))
+        page_windows = rolling_windows(ids, prefix, max_length)
+        windows += page_windows
+        page_of += [index] * len(page_windows)
+    window_nll, window_tokens = window_nlls(model, windows, batch_size, "perplexity (lm_eval)")
+    nll, n_scored = scoring_order_sum(window_nll, windows, batch_size), sum(window_tokens)
+    page_nll = [0.0] * len(pages)
+    for index, value in zip(page_of, window_nll, strict=True):
+        page_nll[index] += value
     words = sum(count_words(page) for page in pages)
     n_bytes = sum(len(page.encode("utf-8")) for page in pages)
     word_perplexity = math.exp(nll / words)
@@ -182,4 +202,7 @@ def _perplexity_lm_eval(model, tokenizer, rows, max_length, batch_size) -> dict:
         "bytes": n_bytes,
         "tokens_scored": n_scored,
         "max_length": max_length,
+        # per page, so a report can resample pages
+        "page_nll": page_nll,
+        "page_words": [count_words(page) for page in pages],
     }

@@ -24,7 +24,14 @@ from smf.data.prompts import (
     qa_correct_paper3,
     qa_prompt,
 )
-from smf.probes.scoring import QA_MAX_NEW_TOKENS, batches, eval_mode, forward_states, model_device
+from smf.probes.scoring import (
+    QA_MAX_NEW_TOKENS,
+    batches,
+    continuation_logprobs,
+    eval_mode,
+    forward_states,
+    model_device,
+)
 
 N_QA_EXAMPLES = 5
 
@@ -181,12 +188,14 @@ def qa_accuracy(
     protocol: str = PAPER3,
     max_new_tokens: int | None = None,
     batch_size: int = 8,
+    gold_logprob: bool = False,
 ) -> dict:
     """TriviaQA accuracy from greedy generations. paper3: a normalised alias occurs in the
     normalised output; lm_eval: output cut at "\\n", ".", "," (generation stops there too),
     stripped, matches an alias exactly (ignoring case and punctuation). `max_new_tokens=None`
     takes the protocol's default (paper3 32, lm_eval 256). Per-question verdicts are kept
-    (`answers`) so retention can be computed from cached results."""
+    (`answers`) so retention can be computed from cached results. `gold_logprob` also scores
+    each gold answer teacher-forced (see `gold_logprobs`)."""
     check_protocol(protocol)
     if not records:
         raise ValueError("qa_accuracy: no records")
@@ -211,6 +220,16 @@ def qa_accuracy(
         is_correct(output, rec["aliases"]) for output, rec in zip(outputs, records, strict=True)
     ]
     n = len(records)
+    answers = [
+        {"id": rec.get("id", str(i)), "output": outputs[i], "correct": verdicts[i]}
+        for i, rec in enumerate(records)
+    ]
+    extra = {}
+    if gold_logprob:
+        gold = gold_logprobs(model, tokenizer, prompts, records, batch_size)
+        for answer, (logprob, n_tokens) in zip(answers, gold, strict=True):
+            answer["gold_logprob"], answer["gold_tokens"] = logprob, n_tokens
+        extra["gold_mean_logprob"] = sum(lp / k for lp, k in gold) / n
     return {
         "metric": "accuracy",
         "value": sum(verdicts) / n,
@@ -220,13 +239,24 @@ def qa_accuracy(
         "correct": sum(verdicts),
         "max_new_tokens": max_new_tokens,
         "decoding": decoding_settings(model, tokenizer, max_new_tokens, stop_strings),
+        **extra,
         # every answer, so retention and protocol checks work from the cached result alone
-        "answers": [
-            {"id": rec.get("id", str(i)), "output": outputs[i], "correct": verdicts[i]}
-            for i, rec in enumerate(records)
-        ],
+        "answers": answers,
         "examples": [
             {"question": records[i]["question"], "output": outputs[i], "correct": verdicts[i]}
             for i in range(min(n, N_QA_EXAMPLES))
         ],
     }
+
+
+def gold_logprobs(
+    model: torch.nn.Module, tokenizer, prompts: Sequence[str], records: Sequence[dict], batch_size
+) -> list[tuple[float, int]]:
+    """(summed log-prob, tokens) of " " + each record's gold answer (`answer`, else its first
+    alias) after its prompt: whether the model moved towards the answer even where greedy
+    decoding does not yet produce it."""
+    requests = [
+        (prompt, " " + str(rec.get("answer") or rec["aliases"][0]).strip())
+        for prompt, rec in zip(prompts, records, strict=True)
+    ]
+    return continuation_logprobs(model, tokenizer, requests, batch_size, desc="gold answers")

@@ -155,32 +155,59 @@ def _score_window_batch(model: torch.nn.Module, windows: Sequence[Window]) -> li
 def total_nll(
     model: torch.nn.Module, windows: Sequence[Window], batch_size: int, desc: str
 ) -> tuple[float, int]:
-    """Summed negative log-likelihood and number of scored tokens over all windows.
+    """Summed negative log-likelihood and number of scored tokens over all windows."""
+    nll, n_scored = window_nlls(model, windows, batch_size, desc)
+    return scoring_order_sum(nll, windows, batch_size), sum(n_scored)
+
+
+def window_nlls(
+    model: torch.nn.Module, windows: Sequence[Window], batch_size: int, desc: str
+) -> tuple[list[float], list[int]]:
+    """Each window's summed negative log-likelihood and scored-token count, in `windows`' order
+    (kept so a report can resample windows).
 
     Windows go longest first (little padding) in batches of at most `batch_size` windows and
     at most `WINDOW_BATCH_TOKENS` padded tokens (a longer window goes alone), so activation
     memory stays bounded whatever the window length; logits are chunked in `target_log_probs`.
     """
-    nll, total_tokens = 0.0, 0
-    for batch in tqdm(window_batches(windows, batch_size), desc=desc, disable=None):
-        for log_probs in _score_window_batch(model, batch):
-            nll -= log_probs.double().sum().item()
-            total_tokens += log_probs.numel()
-    return nll, total_tokens
+    nll, n_scored = [0.0] * len(windows), [0] * len(windows)
+    batches_of_indices = window_batches(list(range(len(windows))), batch_size, windows)
+    for batch in tqdm(batches_of_indices, desc=desc, disable=None):
+        scored = _score_window_batch(model, [windows[i] for i in batch])
+        for index, log_probs in zip(batch, scored, strict=True):
+            nll[index] = -log_probs.double().sum().item()
+            n_scored[index] = log_probs.numel()
+    return nll, n_scored
 
 
-def window_batches(windows: Sequence[Window], batch_size: int) -> list[list[Window]]:
-    """Windows sorted longest first and cut into batches by count and by padded tokens."""
+def scoring_order_sum(nll: list[float], windows: Sequence[Window], batch_size: int) -> float:
+    """The windows' total summed in the order they were scored (the historical total, bit for
+    bit: float addition is not associative)."""
+    total = 0.0
+    for batch in window_batches(list(range(len(windows))), batch_size, windows):
+        for index in batch:
+            total += nll[index]
+    return total
+
+
+def window_batches(windows: Sequence, batch_size: int, shapes: Sequence[Window] | None = None):
+    """Windows sorted longest first and cut into batches by count and by padded tokens.
+
+    With `shapes`, `windows` are indices into it (the batches then hold indices)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    out: list[list[Window]] = []
-    for window in sorted(windows, key=lambda w: -len(w[0])):
+
+    def length(item) -> int:
+        return len((shapes[item] if shapes is not None else item)[0])
+
+    out: list[list] = []
+    for window in sorted(windows, key=lambda w: -length(w)):
         batch = out[-1] if out else None
         # sorted longest first, so the batch's first window sets its padded width
         if (
             batch
             and len(batch) < batch_size
-            and (len(batch) + 1) * len(batch[0][0]) <= max(WINDOW_BATCH_TOKENS, len(batch[0][0]))
+            and (len(batch) + 1) * length(batch[0]) <= max(WINDOW_BATCH_TOKENS, length(batch[0]))
         ):
             batch.append(window)
         else:
