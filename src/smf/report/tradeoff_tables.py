@@ -3,8 +3,9 @@ paired differences between arms) and its three CSVs.
 
 The words follow the numbers: a gain or difference is given with its interval and whether that
 interval excludes zero, never as "measured" or "within noise"; a level an arm does not bracket
-is "–" with the reason; what each interval resamples (seeds and questions, questions only with
-one seed, seeds only for perplexity) is stated, and so is the probe's chance baseline.
+is "–" with the reason; what each interval resamples (seeds and questions, or perplexity's
+windows or pages; questions or units only with one seed; seeds only for perplexity from caches
+without per-unit losses) is stated, and so is the probe's chance baseline.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def _header(cmp: Comparison, chance: Mapping[str, float | None]) -> list[str]:
         "shares each draw across runs, arms and the base model (paired)."
     )
     if n == 1:
+        units = " and ".join(["questions", *dict.fromkeys(cmp.units.values())])
         lines.append(
-            "**One seed: the intervals are over questions only; seed-to-seed variance is not in "
+            f"**One seed: the intervals are over {units} only; seed-to-seed variance is not in "
             "them.**"
         )
     for probe in [cmp.learning_probe, *cmp.forgetting_probes]:
@@ -70,7 +72,7 @@ def _header(cmp: Comparison, chance: Mapping[str, float | None]) -> list[str]:
 
 
 def _over(cmp: Comparison, probe: str) -> str:
-    return resampled_over(cmp.per_question[probe], len(cmp.seeds))
+    return resampled_over(cmp.per_question[probe], len(cmp.seeds), cmp.units.get(probe))
 
 
 def runs_markdown(cmp: Comparison, runs: pd.DataFrame) -> list[str]:
