@@ -108,7 +108,7 @@ def probe_scores(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Seque
         raise ValueError(
             f"eval results missing for arm {paper_tables.REFERENCE_ARM!r}, probe {probe!r}"
         )
-    paths = {run: [_seed_path(rows, run, probe, s) for s in seeds] for run in runs}
+    paths = {run: [seed_path(rows, run, probe, s) for s in seeds] for run in runs}
     base_q = [_question_scores(p) for p in base_rows["path"]]
     run_q = {run: [_question_scores(p) for p in ps] for run, ps in paths.items()}
     out = ProbeScores(
@@ -136,7 +136,7 @@ def probe_scores(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Seque
     return out
 
 
-def _seed_path(rows: pd.DataFrame, run: str, probe: str, seed: int) -> str:
+def seed_path(rows: pd.DataFrame, run: str, probe: str, seed: int) -> str:
     hit = rows[(rows["arm"] == run) & (rows["seed"] == seed)]
     if hit.empty:
         raise ValueError(f"eval results missing for arm {run!r}, seed {seed}, probe {probe!r}")
@@ -195,6 +195,7 @@ class Comparison:
     churn: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)  # probe -> "windows" or "pages"
     draws: bootstrap.Draws | None = None  # the shared draws (smf.report.gold reuses them)
+    gold: dict[str, dict] = field(default_factory=dict)  # probe -> smf.report.gold's changes
 
     def ordered(self, family: str) -> list[str]:
         """A family's runs in learning-rate order (the path interpolation follows)."""

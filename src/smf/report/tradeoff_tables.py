@@ -99,11 +99,16 @@ def churn_markdown(cmp: Comparison) -> list[str]:
     """Answers lost and gained vs base per run and seed, with the exact McNemar p."""
     lines = []
     for probe, runs in cmp.churn.items():
+        gold = (
+            "are in this report's gold_logprob table (change vs base per run, with intervals)."
+            if probe in cmp.gold
+            else "are not in the eval JSONs (qa answers keep the output and its verdict only), "
+            "so none is reported."
+        )
         lines += ["", f"### {_label(probe)}: answers lost and gained vs base", "",
                   "Per seed: lost (base right, run wrong) / gained (base wrong, run right), "
                   "exact McNemar p (two-sided). Gold-answer log-probabilities, a continuous "
-                  "measure on the retained set, are not in the eval JSONs (qa answers keep the "
-                  "output and its verdict only), so none is reported.", "",
+                  f"measure on the retained set, {gold}", "",
                   _row(["run", *(f"seed {s}" for s in cmp.seeds)]),
                   "|---" * (len(cmp.seeds) + 1) + "|"]  # fmt: skip
         for family in cmp.families:
