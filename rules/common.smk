@@ -484,6 +484,8 @@ def report_outputs(experiment):
                 f"{out}/tables/matched_learning{s}.md",
                 f"{out}/tables/learning_gains{s}.csv",
                 f"{out}/tables/matched_differences{s}.csv",
+                f"{out}/tables/gold_logprob{s}.csv",
+                f"{out}/tables/gold_logprob{s}.md",
                 f"{out}/figures/pareto_fronts{s}.png",
                 f"{out}/figures/pareto_fronts{s}.pdf",
             )

@@ -74,6 +74,9 @@ rule tradeoff:
         md=f"{RESULTS}/{{experiment}}/tables/matched_learning.md",
         runs_csv=f"{RESULTS}/{{experiment}}/tables/learning_gains.csv",
         differences_csv=f"{RESULTS}/{{experiment}}/tables/matched_differences.csv",
+        # the change in gold-answer log-prob per run; a one-line note where no probe keeps it
+        gold_csv=f"{RESULTS}/{{experiment}}/tables/gold_logprob.csv",
+        gold_md=f"{RESULTS}/{{experiment}}/tables/gold_logprob.md",
         png=report(
             f"{RESULTS}/{{experiment}}/figures/pareto_fronts.png",
             caption="../docs/report/pareto.rst",
@@ -108,6 +111,8 @@ use rule tradeoff as tradeoff_extra with:
         md=f"{RESULTS}/{{experiment}}/tables/matched_learning_{{probe}}.md",
         runs_csv=f"{RESULTS}/{{experiment}}/tables/learning_gains_{{probe}}.csv",
         differences_csv=f"{RESULTS}/{{experiment}}/tables/matched_differences_{{probe}}.csv",
+        gold_csv=f"{RESULTS}/{{experiment}}/tables/gold_logprob_{{probe}}.csv",
+        gold_md=f"{RESULTS}/{{experiment}}/tables/gold_logprob_{{probe}}.md",
         png=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_{{probe}}.png",
         pdf=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_{{probe}}.pdf",
     log:

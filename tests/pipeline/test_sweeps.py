@@ -119,7 +119,7 @@ def test_runs_are_seed_means_against_base_with_intervals(eval_paths):
     # 20 more right of 100, none lost, both seeds agree: an interval around 20 that excludes 0
     assert 10 < full["learning_low"] < 20 < full["learning_high"] < 30
     assert full["learning_excludes_zero"]
-    # perplexity keeps no per-question scores: resampled over the two seeds only, so the
+    # these perplexity JSONs keep no per-window losses: resampled over the two seeds only, so the
     # interval spans the two seeds' values (+4 and +6)
     assert full["wikitext_forgetting_low"] >= 4.0 - 1e-9
     assert full["wikitext_forgetting_high"] <= 6.0 + 1e-9

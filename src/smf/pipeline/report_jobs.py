@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from smf.report import chance, comparisons, figures, paper_tables, pareto_plot, tradeoff_tables
+from smf.report import (
+    chance,
+    comparisons,
+    figures,
+    gold,
+    paper_tables,
+    pareto_plot,
+    tradeoff_tables,
+)
 
 
 def build_tables(
@@ -56,7 +64,9 @@ def build_tradeoff(
     data_paths: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Every run's gain and forgetting, forgetting on a grid of learning levels and paired
-    differences between arms, all with intervals over seeds and questions; the figure."""
+    differences between arms, all with intervals over seeds and questions; the figure; the
+    change in gold-answer log-probability per run where the eval JSONs keep it (gold_csv,
+    gold_md; smf.report.gold)."""
     df = paper_tables.load_eval_results(eval_paths)
     cmp = comparisons.compare(
         df, families, lrs, learning_probe, forgetting_probes,
@@ -64,6 +74,8 @@ def build_tradeoff(
     )  # fmt: skip
     runs = comparisons.runs_table(cmp)
     levels, diffs = comparisons.at_levels(cmp)
+    if "gold_csv" in out:  # absent only in a DAG parsed before these outputs existed
+        cmp.gold = gold.write_gold_tables(df, cmp, out["gold_csv"], out["gold_md"])
     rows = df[df["probe"] == learning_probe]
     chance_of = chance.probe_chance(
         rows["kind"].iloc[0], (data_paths or {}).get(learning_probe), list(rows["path"])

@@ -12,9 +12,14 @@ seeds, which removes the variance they share. Draws are stored as weights (count
 run's resampled scores are two matrix products, fast enough for report jobs that must rebuild
 from cache in seconds.
 
-A probe without per-question scores (perplexity keeps one number per model) is resampled over
-seeds only; the tables say so. With one seed the seed draw is degenerate and the interval is
-over questions only; the tables say that too.
+Perplexity is resampled over its scoring units (paper3's sliding windows, lm_eval's pages)
+together with seeds, when every eval JSON of the comparison keeps per-unit losses
+(smf.report.units). It is a ratio, exp(summed loss / tokens or words), so a resample is a ratio
+estimator: per seed, exp(sum_i w_i nll_i / sum_i w_i n_i) under the shared unit weights w,
+then combined over seeds with the seed weights as any per-seed value is (`run_ratios`). Older
+caches keep one number per model; such a probe is resampled over seeds only and the tables say
+so. With one seed the seed draw is degenerate and the interval is over questions (or units)
+only; the tables say that too.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from smf.report.intervals import CONFIDENCE, N_RESAMPLES, SEED
 
 @dataclass(frozen=True)
 class Draws:
-    """Resampling weights: `seeds` (B, s) and, per probe with per-question scores,
-    `questions[probe]` (B, n). Each row sums to 1."""
+    """Resampling weights: `seeds` (B, s) and, per probe with per-question scores or per-unit
+    losses, `questions[probe]` (B, n) over its questions or units. Each row sums to 1."""
 
     seeds: np.ndarray
     questions: dict[str, np.ndarray]
@@ -53,13 +58,20 @@ def make_draws(
     *,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
+    unit_counts: dict[str, int] | None = None,
 ) -> Draws:
-    """One set of draws for a whole comparison (every arm, run and probe shares it)."""
+    """One set of draws for a whole comparison (every arm, run and probe shares it). Units
+    (perplexity windows or pages) are drawn after questions, so keeping them changes no
+    question draw."""
     rng = np.random.default_rng(seed)
     seeds = resample_weights(n_seeds, n_resamples, rng)
     questions = {
         probe: resample_weights(n, n_resamples, rng) for probe, n in sorted(question_counts.items())
     }
+    for probe, n in sorted((unit_counts or {}).items()):
+        if probe in questions:
+            raise ValueError(f"make_draws: probe {probe!r} has both questions and units")
+        questions[probe] = resample_weights(n, n_resamples, rng)
     return Draws(seeds, questions)
 
 
@@ -86,6 +98,32 @@ def base_scores(scores: np.ndarray, question_weights: np.ndarray | None, n_resam
     if question_weights is None or arr.shape[0] != question_weights.shape[1]:
         raise ValueError("base_scores: per-question scores need question draws of the same size")
     return question_weights @ arr
+
+
+def ratios(nll: np.ndarray, count: np.ndarray, unit_weights: np.ndarray) -> np.ndarray:
+    """(B, f): exp(sum_i w_i nll_fi / sum_i w_i count_fi) per resample and file, from (f, n)
+    summed losses and tokens (or words) per unit; a resample whose weighted count is 0 is NaN."""
+    nll, count = np.atleast_2d(nll).astype(np.float64), np.atleast_2d(count).astype(np.float64)
+    if nll.shape != count.shape or nll.shape[1] != unit_weights.shape[1]:
+        raise ValueError("ratios: losses, counts and unit draws must have the same units")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.exp((unit_weights @ nll.T) / (unit_weights @ count.T))
+
+
+def run_ratios(nll, count, seed_weights: np.ndarray, unit_weights: np.ndarray) -> np.ndarray:
+    """Resampled perplexity of one run, shape (B,): per seed the ratio under the unit draw, then
+    weighted by the seed draw (as `run_scores` weights per-seed values)."""
+    per_seed = ratios(nll, count, unit_weights)
+    if per_seed.shape[1] != seed_weights.shape[1]:
+        n_draw = seed_weights.shape[1]
+        raise ValueError(f"run_ratios: {per_seed.shape[1]} seeds, draws have {n_draw}")
+    return (seed_weights * per_seed).sum(axis=1)
+
+
+def base_ratios(nll, count, unit_weights: np.ndarray) -> np.ndarray:
+    """Resampled perplexity of the base model (no seed draw; several files are averaged, as its
+    point value is), shape (B,)."""
+    return ratios(nll, count, unit_weights).mean(axis=1)
 
 
 def percentile_interval(

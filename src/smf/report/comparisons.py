@@ -8,7 +8,10 @@ comes from one two-level bootstrap (smf.report.bootstrap) shared by all runs, ar
 report: a resample draws seeds and questions once and every run is scored under that draw, so
 gains are paired with the base model and differences between arms are paired with each other.
 Probes that keep per-question verdicts (`answers`: MCQ and QA eval JSONs) resample questions;
-perplexity keeps one number per model and is resampled over seeds only.
+perplexity resamples its windows (paper3) or pages (lm_eval) with the same shared draws, a ratio
+estimator of summed loss over tokens or words (smf.report.units), where every eval JSON keeps
+per-unit losses; an older cache keeps one number per model and is resampled over seeds only.
+Point values are always the eval JSONs' `value`s, the mean over seeds.
 
 Forgetting at a level is read between two real runs of an arm that bracket it
 (smf.report.fronts.bracketed_forgetting), in every resample, so the interval carries the noise of
@@ -37,6 +40,7 @@ from smf.report.fronts import (
     with_origin,
 )
 from smf.report.intervals import CONFIDENCE, N_RESAMPLES, SEED
+from smf.report.units import Units, probe_units
 
 DEFAULT_LEVEL_STEP = 10.0  # points of learning gain between reported levels (config: tradeoff)
 
@@ -65,6 +69,8 @@ class ProbeScores:
     higher_is_better: bool
     base: np.ndarray  # (n,) per question, or () one value
     runs: dict[str, np.ndarray] = field(default_factory=dict)  # (s, n) or (s,)
+    # per-unit losses (perplexity), resampled where `base`/`runs` keep one value per file
+    units: Units | None = None
 
     @property
     def per_question(self) -> bool:
@@ -102,7 +108,7 @@ def probe_scores(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Seque
         raise ValueError(
             f"eval results missing for arm {paper_tables.REFERENCE_ARM!r}, probe {probe!r}"
         )
-    paths = {run: [_seed_path(rows, run, probe, s) for s in seeds] for run in runs}
+    paths = {run: [seed_path(rows, run, probe, s) for s in seeds] for run in runs}
     base_q = [_question_scores(p) for p in base_rows["path"]]
     run_q = {run: [_question_scores(p) for p in ps] for run, ps in paths.items()}
     out = ProbeScores(
@@ -123,10 +129,14 @@ def probe_scores(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Seque
     for run in runs:
         values = [float(rows[rows["path"] == p]["value"].iloc[0]) for p in paths[run]]
         out.runs[run] = np.asarray(values, dtype=np.float64)
+    try:
+        out.units = probe_units(list(base_rows["path"]), paths)
+    except ValueError as err:
+        raise ValueError(f"probe {probe!r}: {err}") from None
     return out
 
 
-def _seed_path(rows: pd.DataFrame, run: str, probe: str, seed: int) -> str:
+def seed_path(rows: pd.DataFrame, run: str, probe: str, seed: int) -> str:
     hit = rows[(rows["arm"] == run) & (rows["seed"] == seed)]
     if hit.empty:
         raise ValueError(f"eval results missing for arm {run!r}, seed {seed}, probe {probe!r}")
@@ -134,24 +144,34 @@ def _seed_path(rows: pd.DataFrame, run: str, probe: str, seed: int) -> str:
 
 
 def effects(scores: ProbeScores, draws: bootstrap.Draws, learning: bool):
-    """{run: (point, replicates (B,))}: gain (learning) or forgetting vs base, display units."""
-    qw = draws.questions.get(scores.probe) if scores.per_question else None
-    base_rep = bootstrap.base_scores(scores.base, qw, draws.n_resamples)
+    """{run: (point, replicates (B,))}: gain (learning) or forgetting vs base, display units.
+    Points are means of the cached values; with per-unit losses the replicates are ratios."""
+    u = scores.units
+    qw = draws.questions.get(scores.probe) if scores.per_question or u is not None else None
+    if u is not None:
+        base_rep = bootstrap.base_ratios(u.base_nll, u.base_count, qw)
+    else:
+        base_rep = bootstrap.base_scores(scores.base, qw, draws.n_resamples)
     base_point = float(np.mean(scores.base))
     sign = 1.0 if learning else forgetting_of(1.0, scores.higher_is_better)
     out = {}
     for run, arr in scores.runs.items():
         point = sign * (float(arr.mean()) - base_point) * scores.scale
-        rep = sign * (bootstrap.run_scores(arr, draws.seeds, qw) - base_rep) * scores.scale
-        out[run] = (point, rep)
+        if u is not None:
+            run_rep = bootstrap.run_ratios(u.nll[run], u.count[run], draws.seeds, qw)
+        else:
+            run_rep = bootstrap.run_scores(arr, draws.seeds, qw)
+        out[run] = (point, sign * (run_rep - base_rep) * scores.scale)
     return out
 
 
-def resampled_over(per_question: bool, n_seeds: int) -> str:
-    """What an interval resamples, in the tables' words."""
-    if per_question:
-        return "seeds and questions" if n_seeds > 1 else "questions (1 seed)"
-    # perplexity JSONs keep no per-page or per-window losses to resample
+def resampled_over(per_question: bool, n_seeds: int, unit: str | None = None) -> str:
+    """What an interval resamples, in the tables' words; `unit`: perplexity's ("windows" or
+    "pages") where every eval JSON keeps per-unit losses."""
+    if per_question or unit:
+        what = unit or "questions"
+        return f"seeds and {what}" if n_seeds > 1 else f"{what} (1 seed)"
+    # older perplexity JSONs keep no per-page or per-window losses to resample
     return (
         "seeds only (no per-page losses cached)"
         if n_seeds > 1
@@ -173,6 +193,9 @@ class Comparison:
     forgetting: dict[str, dict[str, tuple[float, np.ndarray]]]
     per_question: dict[str, bool]
     churn: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)  # probe -> "windows" or "pages"
+    draws: bootstrap.Draws | None = None  # the shared draws (smf.report.gold reuses them)
+    gold: dict[str, dict] = field(default_factory=dict)  # probe -> smf.report.gold's changes
 
     def ordered(self, family: str) -> list[str]:
         """A family's runs in learning-rate order (the path interpolation follows)."""
@@ -196,9 +219,11 @@ def compare(
     probes = [learning_probe, *forgetting_probes]
     scores = {p: probe_scores(df, p, runs, seeds) for p in dict.fromkeys(probes)}
     counts = {p: int(s.base.size) for p, s in scores.items() if s.per_question}
+    unit_counts = {p: s.units.n for p, s in scores.items() if s.units is not None}
     draws = bootstrap.make_draws(
-        len(seeds), counts, n_resamples=settings.n_resamples, seed=settings.bootstrap_seed
-    )
+        len(seeds), counts, n_resamples=settings.n_resamples, seed=settings.bootstrap_seed,
+        unit_counts=unit_counts,
+    )  # fmt: skip
     return Comparison(
         families={f: list(r) for f, r in families.items()},
         lrs=dict(lrs),
@@ -210,6 +235,8 @@ def compare(
         forgetting={p: effects(scores[p], draws, learning=False) for p in forgetting_probes},
         per_question={p: s.per_question for p, s in scores.items()},
         churn={p: churn_of(scores[p]) for p in forgetting_probes if scores[p].per_question},
+        units={p: s.units.name for p, s in scores.items() if s.units is not None},
+        draws=draws,
     )
 
 
@@ -224,8 +251,8 @@ def churn_of(scores: ProbeScores) -> dict[str, list[dict]]:
 
 def _interval(cmp: Comparison, point: float, rep: np.ndarray, probe: str) -> dict:
     """Point, interval, share of resamples with a value; no interval where nothing of the
-    probe is resampled (one seed of a probe without per-question scores)."""
-    if not (cmp.per_question[probe] or len(cmp.seeds) > 1):
+    probe is resampled (one seed of a probe without per-question scores or per-unit losses)."""
+    if not (cmp.per_question[probe] or probe in cmp.units or len(cmp.seeds) > 1):
         nan = float("nan")
         return {"value": point, "low": nan, "high": nan, "share": nan, "excludes_zero": False}
     low, high, share = bootstrap.percentile_interval(rep, cmp.settings.confidence)

@@ -3,8 +3,9 @@ paired differences between arms) and its three CSVs.
 
 The words follow the numbers: a gain or difference is given with its interval and whether that
 interval excludes zero, never as "measured" or "within noise"; a level an arm does not bracket
-is "–" with the reason; what each interval resamples (seeds and questions, questions only with
-one seed, seeds only for perplexity) is stated, and so is the probe's chance baseline.
+is "–" with the reason; what each interval resamples (seeds and questions, or perplexity's
+windows or pages; questions or units only with one seed; seeds only for perplexity from caches
+without per-unit losses) is stated, and so is the probe's chance baseline.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def _header(cmp: Comparison, chance: Mapping[str, float | None]) -> list[str]:
         "shares each draw across runs, arms and the base model (paired)."
     )
     if n == 1:
+        units = " and ".join(["questions", *dict.fromkeys(cmp.units.values())])
         lines.append(
-            "**One seed: the intervals are over questions only; seed-to-seed variance is not in "
+            f"**One seed: the intervals are over {units} only; seed-to-seed variance is not in "
             "them.**"
         )
     for probe in [cmp.learning_probe, *cmp.forgetting_probes]:
@@ -70,7 +72,7 @@ def _header(cmp: Comparison, chance: Mapping[str, float | None]) -> list[str]:
 
 
 def _over(cmp: Comparison, probe: str) -> str:
-    return resampled_over(cmp.per_question[probe], len(cmp.seeds))
+    return resampled_over(cmp.per_question[probe], len(cmp.seeds), cmp.units.get(probe))
 
 
 def runs_markdown(cmp: Comparison, runs: pd.DataFrame) -> list[str]:
@@ -97,11 +99,16 @@ def churn_markdown(cmp: Comparison) -> list[str]:
     """Answers lost and gained vs base per run and seed, with the exact McNemar p."""
     lines = []
     for probe, runs in cmp.churn.items():
+        gold = (
+            "are in this report's gold_logprob table (change vs base per run, with intervals)."
+            if probe in cmp.gold
+            else "are not in the eval JSONs (qa answers keep the output and its verdict only), "
+            "so none is reported."
+        )
         lines += ["", f"### {_label(probe)}: answers lost and gained vs base", "",
                   "Per seed: lost (base right, run wrong) / gained (base wrong, run right), "
                   "exact McNemar p (two-sided). Gold-answer log-probabilities, a continuous "
-                  "measure on the retained set, are not in the eval JSONs (qa answers keep the "
-                  "output and its verdict only), so none is reported.", "",
+                  f"measure on the retained set, {gold}", "",
                   _row(["run", *(f"seed {s}" for s in cmp.seeds)]),
                   "|---" * (len(cmp.seeds) + 1) + "|"]  # fmt: skip
         for family in cmp.families:
