@@ -521,12 +521,34 @@ if workflow.is_main_process:
     )
 
 
+REAL_FACT_TASK = f"{RESULTS}/real_fact_task"
+SLOT_OVERLAP = f"{REAL_FACT_TASK}/slot_overlap.json"  # rule slot_overlap
+
+
+def reads_real_fact_task(entry):
+    """Whether a `data` entry reads a file of the real-fact task (rules/real_fact_task.smk)."""
+    path = (entry.get("source") or {}).get("path") or ""
+    return str(path).startswith(f"{REAL_FACT_TASK}/")
+
+
+def uses_real_fact_task(experiment):
+    """Whether an experiment trains on or probes the real-fact task's files."""
+    spec = EXPERIMENTS[experiment]
+    names = [
+        spec["task_dataset"],
+        *(p.get("dataset") for p in spec["probe_specs"].values()),
+    ]
+    return any(reads_real_fact_task(config["data"].get(n) or {}) for n in names if n)
+
+
 def experiment_targets(experiment):
-    """Everything an experiment's target (and `all`) requests."""
+    """Everything an experiment's target (and `all`) requests; an experiment on the real-fact
+    task also its slot overlap."""
     return [
         *report_outputs(experiment),
         *(p for records in RUN_RECORDS[experiment].values() for p in records),
         *ALL_EVALS[experiment],
+        *([SLOT_OVERLAP] if uses_real_fact_task(experiment) else []),
     ]
 
 

@@ -1,12 +1,7 @@
 from smf.tasks import real_fact_task as real_fact_task_checks
 
 # checked before any job when a `data` entry reads the task's files (the experiment is used)
-if any(
-    str((entry.get("source") or {}).get("path") or "").startswith(
-        f"{RESULTS}/real_fact_task/"
-    )
-    for entry in config["data"].values()
-):
+if any(reads_real_fact_task(entry) for entry in config["data"].values()):
     try:
         real_fact_task_checks.check_spec(config["real_fact_task"], config["data"])
     except ValueError as err:
@@ -19,6 +14,15 @@ REAL_FACT_ANSWER_SPEC = {
     key: config["real_fact_task"][key]
     for key in ("dataset", "records", "prompts", "max_new_tokens")
 }
+
+# the task's own keys: the slot overlap's sample size does not rebuild the task
+REAL_FACT_TASK_SPEC = {
+    key: value
+    for key, value in config["real_fact_task"].items()
+    if key != "overlap_facts"
+}
+# the model the slot overlap reads: the main retrofit (under per_run seeding, the first seed's)
+OVERLAP_MODEL = f"retrofit-seed{SEEDS[0]}" if PER_RUN else "retrofit"
 
 
 rule real_fact_answers:
@@ -67,7 +71,43 @@ rule real_fact_task:
     conda:
         "../envs/smf.yaml"
     params:
-        spec=config["real_fact_task"],
+        spec=REAL_FACT_TASK_SPEC,
         code=SMF_VERSION,
     script:
         "../workflow/scripts/real_fact_task.py"
+
+
+rule slot_overlap:
+    """Issue 27: can a held-out question reach the memory rows its fact's training updated?
+    Per memory layer, the Jaccard overlap of the slots read at the answer position of each
+    fact's taught and held-out QA prompts, against mismatched facts' (chance sharing), for
+    the first real_fact_task.overlap_facts facts (smf.training.slot_overlap). On the retrofit
+    model: SMF trains only memory value rows, keys and query projections stay frozen, so a
+    trained model addresses slots differently only through upstream memory layers' values
+    (the first memory layer reads exactly the retrofit's slots).
+    """
+    input:
+        base=f"{RESULTS}/models/base",
+        memory=model_artifact(MAIN, OVERLAP_MODEL),
+        taught=f"{REAL_FACT_TASK}/facts_taught.jsonl",
+        held_out=f"{REAL_FACT_TASK}/facts_eval.jsonl",
+    output:
+        overlap=SLOT_OVERLAP,
+    log:
+        "logs/slot_overlap.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/slot_overlap.tsv"
+    conda:
+        "../envs/smf.yaml"
+    resources:
+        **job_resources("evaluate"),
+        gpu=GPU,
+    params:
+        facts=config["real_fact_task"]["overlap_facts"],
+        model=OVERLAP_MODEL,
+        run=model_fingerprint(MAIN, OVERLAP_MODEL),
+        device=DEVICE,
+        batch_size=config["real_fact_task"]["batch_size"],
+        code=SMF_VERSION,
+    script:
+        "../workflow/scripts/slot_overlap.py"

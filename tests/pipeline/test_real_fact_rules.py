@@ -1,5 +1,6 @@
-"""Issue 27's real-fact rules: the experiment plans its jobs (dry run), and the base model's
-cached answers on a few fixture records (SmolLM2 GGUF; skipped without it or the fixtures)."""
+"""Issue 27's real-fact rules: the experiment plans its jobs (dry run; the slot overlap's job:
+tests/pipeline/test_slot_overlap_job.py), and the base model's cached answers on a few fixture
+records (SmolLM2 GGUF; skipped without it or the fixtures)."""
 
 from __future__ import annotations
 
@@ -38,13 +39,17 @@ def test_real_facts_plans_its_jobs(tmp_path: Path) -> None:
     out = dry_run(root, "real_facts")
     counts = job_counts(out)
     assert counts["real_fact_answers"] == counts["real_fact_task"] == 1
+    # the taught and held-out wordings' slot overlap on the retrofit model (rule slot_overlap)
+    assert counts["slot_overlap"] == 1
+    assert "results/real_fact_task/slot_overlap.json" in out
     # 4 arms x 3 rates x 2 seeds, each evaluated on its 4 probes in one job
     assert counts["finetune_full"] + counts["finetune_lora"] + counts["finetune_smf"] == 24
     assert counts["evaluate_real_facts"] == 24
     assert "results/real_facts/tables/main.csv" in out
     assert "results/real_fact_task/known_eval.jsonl" in out
     # not part of `all` in the SmolLM2 profile (run_experiments: [])
-    assert "real_fact_answers" not in job_counts(dry_run(root))
+    plain = job_counts(dry_run(root))
+    assert "real_fact_answers" not in plain and "slot_overlap" not in plain
 
 
 def test_bad_task_config_stops_before_any_job(tmp_path: Path) -> None:

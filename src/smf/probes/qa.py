@@ -181,6 +181,18 @@ def _greedy(model, tokenizer, rows, max_new_tokens, stop_strings) -> list[list[i
     return new
 
 
+def probe_prompts(records: Sequence[dict], protocol: str = PAPER3) -> list[str]:
+    """The prompts the probe feeds the model for these qa records (tokenized as
+    `adds_special_tokens` says)."""
+    return [qa_prompt(rec["question"], protocol) for rec in records]
+
+
+def adds_special_tokens(protocol: str) -> bool:
+    """Paper 3's code tokenizes with the tokenizer's default special tokens; lm-eval adds none."""
+    check_protocol(protocol)
+    return protocol == PAPER3
+
+
 def qa_accuracy(
     model: torch.nn.Module,
     tokenizer,
@@ -204,15 +216,14 @@ def qa_accuracy(
     if max_new_tokens is None:
         max_new_tokens = QA_MAX_NEW_TOKENS[protocol]
     stop_strings = LM_EVAL_QA_STOPS if protocol == LM_EVAL else ()
-    prompts = [qa_prompt(rec["question"], protocol) for rec in records]
-    # Paper 3's code tokenizes with the tokenizer's default special tokens; lm-eval adds none.
+    prompts = probe_prompts(records, protocol)
     outputs = generate_answers(
         model,
         tokenizer,
         prompts,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
-        add_special_tokens=protocol == PAPER3,
+        add_special_tokens=adds_special_tokens(protocol),
         stop_strings=stop_strings,
     )
     is_correct = qa_correct_paper3 if protocol == PAPER3 else qa_correct_lm_eval
