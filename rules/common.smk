@@ -463,6 +463,17 @@ def train_logs(experiment):
     }
 
 
+def smf_summaries(experiment):
+    """The summary.json of every run of an smf-kind arm (their diagnostics), sweeps included."""
+    spec = EXPERIMENTS[experiment]
+    return [
+        f"{run_dir(experiment, arm, seed)}/summary.json"
+        for arm in spec["runs"]
+        if spec["kinds"][arm] == "smf"
+        for seed in SEEDS
+    ]
+
+
 def report_outputs(experiment):
     """What `all` and the experiment's named target build: its tables and figures."""
     out = f"{RESULTS}/{experiment}"
@@ -471,6 +482,7 @@ def report_outputs(experiment):
     ]
     return [
         *(f"{out}/tables/main.{ext}" for ext in ("csv", "md", "tex")),
+        *(f"{out}/tables/smf_diagnostics.{ext}" for ext in ("csv", "md")),
         *(
             f"{out}/figures/{name}.{ext}"
             for name in ("learning_vs_forgetting", "loss_curves")

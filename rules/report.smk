@@ -66,9 +66,11 @@ rule figures:
 
 
 rule tradeoff:
-    """Gains and forgetting with intervals; forgetting at learning levels; arm differences."""
+    """Gains and forgetting with intervals; forgetting at learning levels; arm differences;
+    what every SMF run did to its memory (smf_diagnostics)."""
     input:
-        lambda wc: report_eval_files(wc.experiment, tradeoff_models(wc.experiment)),
+        evals=lambda wc: report_eval_files(wc.experiment, tradeoff_models(wc.experiment)),
+        summaries=lambda wc: smf_summaries(wc.experiment),
     output:
         csv=f"{RESULTS}/{{experiment}}/tables/matched_learning.csv",
         md=f"{RESULTS}/{{experiment}}/tables/matched_learning.md",
@@ -77,6 +79,9 @@ rule tradeoff:
         # the change in gold-answer log-prob per run; a one-line note where no probe keeps it
         gold_csv=f"{RESULTS}/{{experiment}}/tables/gold_logprob.csv",
         gold_md=f"{RESULTS}/{{experiment}}/tables/gold_logprob.md",
+        # per SMF run and memory layer: slots read, rows selected, vacuous, memory/MLP output
+        diag_csv=f"{RESULTS}/{{experiment}}/tables/smf_diagnostics.csv",
+        diag_md=f"{RESULTS}/{{experiment}}/tables/smf_diagnostics.md",
         png=report(
             f"{RESULTS}/{{experiment}}/figures/pareto_fronts.png",
             caption="../docs/report/pareto.rst",
@@ -106,6 +111,9 @@ rule tradeoff:
 
 
 use rule tradeoff as tradeoff_extra with:
+    input:
+        evals=lambda wc: report_eval_files(wc.experiment, tradeoff_models(wc.experiment)),
+        summaries=[],
     output:
         csv=f"{RESULTS}/{{experiment}}/tables/matched_learning_{{probe}}.csv",
         md=f"{RESULTS}/{{experiment}}/tables/matched_learning_{{probe}}.md",
