@@ -74,9 +74,10 @@ def dry_run(cwd: Path, overlay: str) -> subprocess.CompletedProcess:
 
 def job_of(out: str, rule: str, wildcards: str) -> str:
     """A dry run's job of `rule` with these wildcards (Snakemake prints jobs in no fixed order)."""
-    jobs = [job for job in out.split(f"rule {rule}:")[1:] if f"wildcards: {wildcards}\n" in job]
+    jobs = [chunk.split("\n\n")[0] for chunk in out.split(f"rule {rule}:")[1:]]
+    jobs = [job for job in jobs if f"wildcards: {wildcards}\n" in job]
     assert len(jobs) == 1, (rule, wildcards, len(jobs))
-    return jobs[0].split("\n\n")[0]
+    return jobs[0]
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
