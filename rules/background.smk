@@ -1,11 +1,12 @@
 rule background:
-    """Slot statistics (df and reads per slot) of the retrofitted model on background text."""
+    """Slot statistics (df and reads per slot) of the retrofitted model on background text
+    (the top-level `background`, or a retrofit variant's own: background_<variant>)."""
     input:
         base="results/models/base",
         memory=lambda wc: retrofit_memory(
             f"retrofit{wc.background.removeprefix('background')}", wc.get("seed")
         ),
-        corpus=dataset_path(config["background"]["dataset"]),
+        corpus=lambda wc: background_corpus(wc)[0],
     output:
         stats=f"results/{BACKGROUND_RUN}/stats.safetensors",
         summary=f"results/{BACKGROUND_RUN}/summary.json",
@@ -20,11 +21,11 @@ rule background:
         **job_resources("background"),
         gpu=GPU,
     params:
-        max_length=config["background"]["max_length"],
-        batch_size=config["background"]["batch_size"],
-        description=lambda wc: json.dumps(
-            config["data"][config["background"]["dataset"]], sort_keys=True
-        ),
+        max_length=lambda wc: background_settings(wc.background)["max_length"],
+        batch_size=lambda wc: background_settings(wc.background)["batch_size"],
+        precision=lambda wc: background_settings(wc.background)["precision"],
+        # the data entry it counts (with the run's shuffle seed): changing it reruns
+        description=lambda wc: json.dumps(background_corpus(wc)[1], sort_keys=True),
         device=DEVICE,
         code=SMF_VERSION,
     script:

@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import smf
-from smf.pipeline import config_checks, freshness, sweeps
+from smf.pipeline import config_checks, freshness, sweeps, variants
 from smf.training.arms.registry import KINDS
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
@@ -51,7 +51,6 @@ SEQUENTIAL_STAGE_THREADS = 8
 SEEDS = config["seeds"]
 PROBES = list(config["probes"])  # the top-level probes: the main experiment's, shared
 DEMO = config["demo"]["enabled"]
-VARIANTS = config["retrofit_variants"]
 # qa probes that also report retention on the base model's correct answers (rules/retention.smk)
 RETENTION_PROBES = [p for p, spec in config["probes"].items() if spec.get("retention")]
 # seeding per_run (paper 3's code): each seed shuffles its own task subset and builds its own
@@ -307,9 +306,8 @@ def checkpoint_dir(*parts):
 def retrofit_config(wildcards):
     """The `retrofit` section (without recovery) with a variant's keys replaced; per_run
     seeding also replaces its seed with the run's."""
-    spec = {k: v for k, v in config["retrofit"].items() if k != "recovery"}
-    if wildcards.retrofit != "retrofit":
-        spec.update(VARIANTS[wildcards.retrofit.removeprefix("retrofit_")])
+    variant = wildcards.retrofit.removeprefix("retrofit").lstrip("_")
+    spec = variants.retrofit_settings(config, variant)
     if PER_RUN:
         spec["seed"] = int(wildcards.seed)
     return spec
@@ -319,6 +317,26 @@ def background_of(retrofit, seed):
     """A retrofit model's background statistics folder: background[_<variant>][/seed<n>]."""
     name = f"background{retrofit.removeprefix('retrofit')}"
     return f"{RESULTS}/{BACKGROUND_RUN.format(background=name, seed=seed)}"
+
+
+def background_settings(background):
+    """A background folder's settings: the top-level `background` with its retrofit variant's
+    `background:` keys replaced."""
+    variant = background.removeprefix("background").lstrip("_")
+    return variants.background_settings(config, variant)
+
+
+def background_corpus(wildcards):
+    """The background's dataset: as configured, or (shuffle_seed: run) shuffled by the run's
+    seed (per_run seeding; shared: retrofit.seed) before its limit (rule prepare_task_shuffle).
+    Returns (path, the data spec it is prepared from)."""
+    settings = background_settings(wildcards.background)
+    name = settings["dataset"]
+    if settings["shuffle_seed"] != "run":
+        return dataset_path(name), config["data"][name]
+    seed = int(wildcards.seed) if PER_RUN else config["retrofit"]["seed"]
+    spec = {**config["data"][name], "shuffle_seed": seed}
+    return f"{RESULTS}/data/{name}.seed{seed}.jsonl", spec
 
 
 def retrofit_memory(retrofit, seed=None):
@@ -378,7 +396,9 @@ def model_fingerprint(experiment, model):
     if model in RETROFIT_MODELS:
         variant = model.partition("-seed")[0].removeprefix("retrofit").lstrip("_")
         return freshness.fingerprint(
-            CHAIN, model, freshness.variant_part(config, variant or None)
+            CHAIN,
+            model,
+            freshness.variant_part(config, variant or None, background=False),
         )
     arm, seed = model.rsplit("-seed", 1)
     spec = EXPERIMENTS[experiment]

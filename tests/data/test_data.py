@@ -272,6 +272,27 @@ def test_oasst_style_filters():
     assert len(records) == 2 and stats["rows_dropped_by_limit"] == 1
 
 
+def test_text_shuffle_follows_every_filter_as_paper3():
+    """shuffle_seed s with limit n gives paper 3's background sample: its filtered OASST1
+    replies, `.shuffle(seed=s).select(range(n))` (short texts dropped before the shuffle)."""
+    rows = [
+        {"text": f"reply {i} " + "x" * (60 if i % 3 else 10), "lang": ["en", "de"][i % 5 == 0]}
+        for i in range(40)
+    ]
+    ds = datasets.Dataset.from_list(rows)
+    where = {"lang": "en"}
+    for seed in (0, 1):
+        records, stats = prepare_text(ds, name="o", where=where, min_chars=50, shuffle_seed=seed,
+                                      limit=7)  # fmt: skip
+        keep = ds.filter(lambda r: r["lang"] == "en" and len(r["text"]) >= 50)
+        expected = keep.shuffle(seed=seed).select(range(7))["text"]
+        assert [r["text"] for r in records] == expected and stats["shuffle_seed"] == seed
+    unshuffled, _ = prepare_text(ds, name="o", where=where, min_chars=50, limit=7)
+    assert [r["text"] for r in unshuffled] == keep.select(range(7))["text"] != expected
+    with pytest.raises(DataError, match="shuffle_seed"):
+        prepare_text(ds, name="o", shuffle_seed="run")
+
+
 def test_text_errors():
     ds = datasets.Dataset.from_list([{"text": "a"}, {"text": None}])
     with pytest.raises(DataError, match=r"record 2\b.*text"):

@@ -41,6 +41,19 @@ BAD = {
         "experiments.facts.arms.smf_kl.smf.top_t",
     ),
     "probe_without_dataset": ("probes:\n  medmcqa: {dataset: nope}\n", "probes.medmcqa.dataset"),
+    "variant_background_dataset": (
+        "retrofit_variants:\n  paper3: {background: {dataset: oasst}}\n",
+        "retrofit_variants.paper3.background.dataset: 'oasst' is not a key of `data`",
+    ),
+    "variant_background_kind": (
+        "retrofit_variants:\n  paper3: {background: {dataset: triviaqa}}\n",
+        "retrofit_variants.paper3.background.dataset: dataset 'triviaqa' has kind 'qa'",
+    ),
+    "variant_background_key": (
+        "retrofit_variants:\n  paper3: {background: {shuffle: run}}\n",
+        "retrofit_variants.paper3.background.shuffle",
+    ),
+    "background_shuffle_seed": ("background: {shuffle_seed: 3}\n", "background.shuffle_seed"),
 }
 
 
@@ -59,6 +72,14 @@ def dry_run(cwd: Path, overlay: str) -> subprocess.CompletedProcess:
     return snakemake(cwd, "--configfile", "config/demo.yaml", "overlay.yaml")
 
 
+def job_of(out: str, rule: str, wildcards: str) -> str:
+    """A dry run's job of `rule` with these wildcards (Snakemake prints jobs in no fixed order)."""
+    jobs = [chunk.split("\n\n")[0] for chunk in out.split(f"rule {rule}:")[1:]]
+    jobs = [job for job in jobs if f"wildcards: {wildcards}\n" in job]
+    assert len(jobs) == 1, (rule, wildcards, len(jobs))
+    return jobs[0]
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_config_fails_before_any_job_naming_the_key(workflow, case):
     overlay, needle = BAD[case]
@@ -75,16 +96,17 @@ def test_demo_and_paper_profiles_build_their_dags(workflow):
     paper = snakemake(workflow, "--quiet", "rules")
     assert paper.returncode == 0, paper.stderr[-2000:]
     # 10 arms x 3 seeds: full, LoRA, our 2 SMF arms and paper 3's 6 (additive, replacement,
-    # additive+S, each with TF-IDF and KL); seeding per_run: 2 retrofits (additive,
-    # replacement) with their backgrounds and a task shuffle per seed; base + 6 retrofits + 30
-    # model evaluations; 5 shared datasets
+    # additive+S, each with TF-IDF and KL); seeding per_run: 3 retrofits (ours, and paper 3's
+    # additive and replacement variants) with their backgrounds, a task shuffle per seed and
+    # the paper-3 variants' background shuffle per seed; base + 9 retrofits + 30 model
+    # evaluations; 5 shared datasets
     # paper 1's fact experiment (results/facts/): 4 arms x 3 learning rates x 3 seeds, its
     # probes (held-out and taught form) on base and the 3 main retrofits; 3 more datasets (its
     # training texts and both question files); its fronts on each of its two learning probes
     # (one finetune rule per arm kind and one set of report rules serve both experiments)
     for rule, n in [("finetune_smf", 24 + 18), ("finetune_lora", 3 + 9), ("finetune_full", 3 + 9),
-                    ("retrofit", 6), ("background", 6), ("evaluate_medmcqa", 37),
-                    ("prepare_data", 8), ("prepare_task_shuffle", 3), ("fact_task", 1),
+                    ("retrofit", 9), ("background", 9), ("evaluate_medmcqa", 40),
+                    ("prepare_data", 8), ("prepare_task_shuffle", 6), ("fact_task", 1),
                     ("evaluate_facts", 36), ("evaluate_facts_reference", 4), ("tables", 2),
                     ("figures", 2), ("tradeoff", 2), ("tradeoff_extra", 1)]:  # fmt: skip
         assert f"{rule} {n}" in " ".join(paper.stdout.split()), rule
@@ -109,6 +131,37 @@ def test_per_run_seeding_gives_each_seed_its_own_chain(workflow):
     assert "results/models/retrofit/memory.safetensors" in job and "seed1/stats" not in job, job
 
 
+def test_paper3_arms_start_from_paper3s_retrofit_and_seeded_background(workflow):
+    """Paper profile: a `*_paper3` arm of seed 1 starts from the paper-3 retrofit variant and
+    selects against its own background, 2,000 OASST1 replies shuffled by seed 1; our arms keep
+    the main retrofit and its WikiText background. Demo profile (seeding shared): a variant's
+    seeded background is shuffled by retrofit.seed."""
+    targets = [f"results/medmcqa/runs/{arm}/seed1/summary.json" for arm in ("smf_kl_paper3",
+               "smf_tfidf_replacement_paper3", "smf_kl")]  # fmt: skip
+    proc = snakemake(workflow, *targets)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for arm, variant in [
+        ("smf_kl_paper3", "_paper3"),
+        ("smf_tfidf_replacement_paper3", "_replacement"),
+        ("smf_kl", ""),
+    ]:
+        job = job_of(proc.stdout, "finetune_smf", f"experiment=medmcqa, arm={arm}, seed=1")
+        for path in (f"results/models/retrofit{variant}/seed1/memory.safetensors",
+                     f"results/background{variant}/seed1/stats.safetensors"):  # fmt: skip
+            assert path in job, job
+        background = job_of(proc.stdout, "background", f"background=background{variant}, seed=1")
+        corpus = "background_oasst1.seed1.jsonl" if variant else "data/background.jsonl"
+        assert corpus in background, background
+    overlay = (
+        "retrofit_variants:\n  paper3: {background: {batch_size: 2}}\n"
+        "arms:\n  smf_kl: {smf: {retrofit: paper3}}\n"
+    )
+    demo = dry_run(workflow, overlay)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert "results/background_paper3/stats.safetensors" in demo.stdout
+    assert "results/data/background_oasst1.seed0.jsonl" in demo.stdout
+
+
 def test_an_lr_sweep_adds_one_branch_per_rate(workflow):
     """Each extra rate is its own arm (trained and evaluated per seed) in the trade-off report,
     not in the main table; the arm's named target builds its sweep points too."""
@@ -118,9 +171,9 @@ def test_an_lr_sweep_adds_one_branch_per_rate(workflow):
     for run in ("smf_kl_lr0.005", "smf_kl_lr0.05"):
         for seed in (0, 1):
             assert f"results/medmcqa/runs/{run}/seed{seed}/summary.json" in out, run
-    tables = out.split("rule tables:")[1].split("\n\n")[0]
+    tables = job_of(out, "tables", "experiment=medmcqa")
     assert "smf_kl-seed0" in tables and "_lr0.005" not in tables
-    tradeoff = out.split("rule tradeoff:")[1].split("\n\n")[0]
+    tradeoff = job_of(out, "tradeoff", "experiment=medmcqa")
     assert "results/medmcqa/eval/smf_kl_lr0.05-seed1/wikitext.json" in tradeoff
     named = snakemake(workflow, "smf_kl", "--configfile", "config/demo.yaml", "overlay.yaml")
     assert "results/medmcqa/eval/smf_kl_lr0.005-seed0/medmcqa.json" in named.stdout

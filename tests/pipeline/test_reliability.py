@@ -63,6 +63,14 @@ def merged_config(overlay: dict | None = None) -> dict:
         ({"task": {"dataset": "wikitext"}}, "task.dataset: dataset 'wikitext' has kind 'text'"),
         ({"background": {"dataset": "medmcqa"}}, "background.dataset: dataset 'medmcqa' has"),
         ({"retrofit": {"recovery": {"dataset": "triviaqa"}}}, "retrofit.recovery.dataset: "),
+        (
+            {"retrofit_variants": {"paper3": {"background": {"dataset": "triviaqa"}}}},
+            "retrofit_variants.paper3.background.dataset: dataset 'triviaqa' has kind 'qa'",
+        ),
+        (
+            {"retrofit_variants": {"v": {"background": {"dataset": "oasst"}}}},
+            "retrofit_variants.v.background.dataset: 'oasst' is not a key of `data`",
+        ),
         ({"base": {"model": "./models/missing"}}, "base.model: local path './models/missing' "),
         ({"base": {"model": "/no/such/model"}}, "base.model: local path '/no/such/model' does"),
         ({"demo": {"out_dir": "../../escape"}}, "demo.out_dir: '../../escape' resolves to "),

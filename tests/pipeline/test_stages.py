@@ -29,6 +29,38 @@ def test_fingerprint_changes_with_any_parameter():
     assert a != stages.fingerprint({"lr": 1e-3, "epochs": 3}, 1)
 
 
+def test_a_variants_background_keys_reach_its_background_only():
+    """A retrofit variant's `background:` keys replace the top-level ones for its statistics;
+    its retrofit model neither receives them nor goes stale when they change."""
+    import copy
+
+    from smf.pipeline import freshness, variants
+
+    config = {
+        "retrofit": {"layers": [1], "alpha_init": 1.0, "seed": 0, "recovery": {"dataset": "r"}},
+        "background": {"dataset": "bg", "max_length": 64, "batch_size": 8, "shuffle_seed": None,
+                       "precision": "fp32"},
+        "retrofit_variants": {"p3": {"alpha_init": 0.01, "background": {
+            "dataset": "oasst", "shuffle_seed": "run", "precision": "paper3_bf16"}}},
+        "data": {"bg": {"kind": "text"}, "oasst": {"kind": "text", "limit": 2000}},
+    }  # fmt: skip
+    assert variants.retrofit_settings(config, "p3") == {"layers": [1], "alpha_init": 0.01,
+                                                        "seed": 0}  # fmt: skip
+    assert variants.retrofit_settings(config, "") == {"layers": [1], "alpha_init": 1.0, "seed": 0}
+    assert variants.background_settings(config, "") == config["background"]
+    assert variants.background_settings(config, "p3") == {
+        "dataset": "oasst", "max_length": 64, "batch_size": 8, "shuffle_seed": "run",
+        "precision": "paper3_bf16",
+    }  # fmt: skip
+    assert variants.background_refs(config) == {"retrofit_variants.p3.background.dataset": "oasst"}
+    changed = copy.deepcopy(config)
+    changed["retrofit_variants"]["p3"]["background"]["batch_size"] = 1
+    changed["data"]["oasst"]["limit"] = 1000
+    assert freshness.variant_part(config, "p3") != freshness.variant_part(changed, "p3")
+    model = [freshness.variant_part(c, "p3", background=False) for c in (config, changed)]
+    assert model[0] == model[1] == [{"alpha_init": 0.01}, {}]
+
+
 def test_job_log_captures_prints_library_warnings_and_tracebacks(tmp_path):
     from transformers.utils import logging as hf_logging
 

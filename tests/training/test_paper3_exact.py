@@ -306,12 +306,20 @@ def test_torch_clip_refuses_sparse_gradients():
 
 
 def test_the_paper_profiles_paper3_arms_set_ties_clipping_precision_and_order():
-    """What the README's table says the `*_paper3` arms set, and that stages passes it on."""
-    arms = yaml.safe_load((REPO / "config/config.yaml").read_text())["arms"]
+    """What the README's table says the `*_paper3` arms set (retrofit start and background
+    included), and that stages passes it on."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    arms, variants = config["arms"], config["retrofit_variants"]
     paper3 = {name: arm for name, arm in arms.items() if name.endswith("_paper3")}
     assert len(paper3) == 6
     for name, arm in paper3.items():
         smf = arm["smf"]
+        variant = variants[smf["retrofit"]]  # paper 3's retrofit start and background
+        assert variant == (
+            {"mode": "replacement"} if "replacement" in name
+            else {"alpha_init": 0.01, "zero_init_output": False}
+        ) | {"background": {"dataset": "background_oasst1", "shuffle_seed": "run",
+                            "batch_size": 1, "precision": "paper3_bf16"}}, name  # fmt: skip
         selection = RowSelection(
             method=smf["method"], top_t=smf["top_t"], background=None,
             **{field: smf[key] for key, field in SELECTION_KEYS.items() if key in smf},
@@ -633,3 +641,66 @@ def test_paper3_bf16_leaves_tf32_off():
         assert torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+# --------------------------------------------------------------- paper 3's background (issue 28)
+
+
+def paper3_background(model, tokenizer, docs: list[str], max_length: int) -> dict[str, dict]:
+    """Paper 3's background pass, transcribed: its bf16 model (`paper3_bf16_model`), one
+    document per batch, no autocast; df counts the documents that read a slot, reads every read."""
+    reads = paper3_bf16_model(model)
+    n = {layer: m.values.shape[0] for layer, m in memories(model).items()}
+    df = {layer: torch.zeros(size, dtype=torch.long) for layer, size in n.items()}
+    total = {layer: torch.zeros(size, dtype=torch.long) for layer, size in n.items()}
+    model.eval()
+    for doc in docs:
+        reads.clear()
+        batch = tokenizer(doc, return_tensors="pt", truncation=True, max_length=max_length)
+        with torch.no_grad():
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        for layer, size in n.items():
+            counts = torch.bincount(torch.cat(reads[layer]), minlength=size)
+            df[layer] += counts > 0
+            total[layer] += counts
+    return {"doc_freq": df, "reads": total}
+
+
+def test_paper3_bf16_background_equals_the_transcription(tokenizer, tmp_path):
+    """The background stage with `precision: paper3_bf16` and batch_size 1 (a paper-3 retrofit
+    variant's background) counts what paper 3's bf16 background pass counts, slot for slot;
+    fp32 keeps its provenance without a precision entry."""
+    from smf.data.sources import write_jsonl
+    from smf.method.retrofit import save_memory
+    from smf.pipeline import stages
+
+    base = tmp_path / "base"
+    make_tiny_qwen2(seed=0).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    memory = tmp_path / "memory.safetensors"
+    save_memory(retrofitted(), memory)
+    docs = BACKGROUND + [t * 3 for t in TEXTS[:4]]
+    corpus = write_jsonl([{"text": d} for d in docs], tmp_path / "corpus.jsonl")
+    out = {}
+    for precision in ("paper3_bf16", "fp32"):
+        summary = stages.background_stats(
+            base, memory, corpus, tmp_path / f"{precision}.safetensors",
+            tmp_path / f"{precision}.json", max_length=48, batch_size=1, device="cpu",
+            description="d", precision=precision,
+        )  # fmt: skip
+        out[precision] = BackgroundStats.load(tmp_path / f"{precision}.safetensors")
+        assert summary["provenance"]["settings"].get("precision") == (
+            None if precision == "fp32" else precision
+        )
+    want = paper3_background(retrofitted(), tokenizer, docs, max_length=48)
+    got = out["paper3_bf16"]
+    assert got.n_docs == len(docs)
+    for layer in want["reads"]:
+        assert torch.equal(got.doc_freq[layer], want["doc_freq"][layer]), layer
+        assert torch.equal(got.reads[layer], want["reads"][layer]), layer
+    assert any(not torch.equal(out["fp32"].reads[k], want["reads"][k]) for k in want["reads"])
+    with pytest.raises(ValueError, match="background precision"):
+        stages.background_stats(
+            base, memory, corpus, tmp_path / "x", tmp_path / "y", max_length=48, batch_size=1,
+            device="cpu", description="d", precision="bf16",
+        )  # fmt: skip

@@ -16,6 +16,7 @@ with stages.log_to(snakemake.log[0]):
         snakemake.output.summary,
         max_length=snakemake.params.max_length,
         batch_size=snakemake.params.batch_size,
+        precision=snakemake.params.precision,
         device=snakemake.params.device,
         description=snakemake.params.description,
     )

@@ -47,7 +47,7 @@ __all__ = [  # the kinds' modules; their names stay importable from here
 KIND_OPTIONS = {
     "multiple_choice": ("where", "shuffle_seed", "limit", "label_base"),
     "qa": ("limit",),
-    "text": ("column", "where", "min_chars", "limit", "keep_empty"),
+    "text": ("column", "where", "min_chars", "shuffle_seed", "limit", "keep_empty"),
 }
 SPEC_KEYS = ("kind", "source", "name")
 

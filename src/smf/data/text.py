@@ -16,15 +16,21 @@ def prepare_text(
     column: str = "text",
     where: dict | None = None,
     min_chars: int = 0,
+    shuffle_seed: int | None = None,
     limit: int | None = None,
     keep_empty: bool = False,
 ) -> tuple[list[dict], dict]:
-    """Text rows -> {"text"} records; order where -> drop empty / short -> limit.
+    """Text rows -> {"text"} records; order where -> drop empty / short -> shuffle -> limit.
 
+    The shuffle comes after every filter, as paper 3 shuffles its filtered OASST1 replies:
+    `where`, `min_chars` 50, seed s and `limit` 2,000 select the rows of
+    `ds.filter(...).shuffle(seed=s).select(range(2000))`.
     keep_empty=True keeps blank rows verbatim (WikiText protocols need the exact HF rows).
     Non-blank text is never altered.
     """
     sources.check_limit(limit, name)
+    if shuffle_seed is not None and not sources.is_int(shuffle_seed):
+        raise DataError(f"{name}: `shuffle_seed` must be an integer or null, got {shuffle_seed!r}")
     if not sources.is_int(min_chars) or min_chars < 0:
         raise DataError(f"{name}: `min_chars` must be a non-negative integer, got {min_chars!r}")
     if keep_empty and min_chars > 0:
@@ -54,6 +60,9 @@ def prepare_text(
             dropped_short += 1
         else:
             keep.append(text)
+    if shuffle_seed is not None:  # datasets' own permutation of the filtered rows
+        order = datasets.Dataset.from_dict({"i": range(len(keep))})
+        keep = [keep[i] for i in order.shuffle(seed=shuffle_seed, keep_in_memory=True)["i"]]
     records = [{"text": text} for text in keep[:limit]]
     stats = {
         "name": name,
@@ -65,6 +74,7 @@ def prepare_text(
         "rows_dropped_malformed": 0,
         "rows_out": len(records),
         "rows_empty_kept": sum(1 for r in records if not r["text"].strip()),
+        "shuffle_seed": shuffle_seed,
     }
     if not records:
         raise DataError(f"{name}: no records left after filtering ({stats}); check the filters")

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from smf.data import gguf
-from smf.pipeline import sweeps
+from smf.pipeline import sweeps, variants
 from smf.training.arms import registry  # never loads torch
 
 # The dataset kind each consumer reads (data.<name>.kind).
@@ -148,8 +148,9 @@ def check_dataset_refs(config: Mapping) -> None:
                 f"reads a {kind} dataset"
             )
 
-    for key, kind in CONSUMER_KINDS.items():
-        check(key, _get(config, key), kind, key.rsplit(".", 1)[0])
+    refs = {key: _get(config, key) for key in CONSUMER_KINDS} | variants.background_refs(config)
+    for key, name in refs.items():  # a variant's own background reads text as the main one
+        check(key, name, CONSUMER_KINDS.get(key, "text"), key.rsplit(".", 1)[0])
     for probe, spec in config["probes"].items():
         check(
             f"probes.{probe}.dataset",
@@ -297,10 +298,9 @@ def check_executor_commands(executor: str | None, find=which) -> None:
 
 
 def check_experiment_names(names: Mapping[str, str], taken: Mapping[str, str]) -> None:
-    """An experiment's name ({name: its config key}) is also a Snakemake target (`snakemake
-    facts`) and part of its evaluation rules' names: a name already used (`all`, `tradeoff`,
-    `finetune_smf`, an arm) must fail naming the config key, not with Snakemake's "The name all
-    is already used by another rule"."""
+    """An experiment's name ({name: its config key}) is a Snakemake target (`snakemake facts`)
+    and part of its rules' names: a name already used (`all`, `tradeoff`, an arm) must fail
+    naming the key, not with Snakemake's "The name all is already used by another rule"."""
     for name, key in names.items():
         if name in taken:
             raise ConfigError(

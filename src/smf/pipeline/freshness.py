@@ -50,12 +50,15 @@ def chain_fingerprint(config: Mapping, code: str, *extra_datasets: str) -> str:
     return fingerprint(sections, data, code)
 
 
-def variant_part(config: Mapping, variant: str | None) -> object:
+def variant_part(config: Mapping, variant: str | None, background: bool = True) -> object:
     """A retrofit variant's config and data, for the models built from it only: adding a
-    variant must not make every other model's results out of date."""
+    variant must not make every other model's results out of date. The retrofit model itself
+    (`background` false) does not depend on the variant's background settings."""
     if variant is None:
         return None
     spec = config["retrofit_variants"].get(variant)
+    if not background and spec and "background" in spec:
+        spec = {k: v for k, v in spec.items() if k != "background"}
     return [spec, {name: config["data"].get(name) for name in sorted(set(_datasets(spec)))}]
 
 

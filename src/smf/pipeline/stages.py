@@ -25,6 +25,7 @@ from smf.method.retrofit import (
     memory_blocks,
     retrofit,
     save_memory,
+    to_paper3_bf16,
 )
 from smf.pipeline import lock
 from smf.pipeline.freshness import (
@@ -184,9 +185,18 @@ def background_stats(
     batch_size: int,
     device: str,
     description: str,
+    precision: str = "fp32",
 ) -> dict:
+    """Count the retrofit model's slot reads over the corpus. `precision` fp32: model and memory
+    in float32; paper3_bf16: paper 3's sparse stage counts its background with the model cast
+    to bf16 as a whole (value tables back to float32) and no autocast."""
+    if precision not in ("fp32", "paper3_bf16"):
+        raise ValueError(f"background precision must be fp32 or paper3_bf16, got {precision!r}")
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = load_retrofitted(base_dir, memory_path, dtype=torch.float32)
+    bf16 = precision == "paper3_bf16"
+    model = load_retrofitted(base_dir, memory_path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    if bf16:
+        to_paper3_bf16(model)
     model.to(arms.resolve_device(device))
     docs = texts_of(corpus)
     stats = compute_background(
@@ -194,6 +204,8 @@ def background_stats(
         description=description,
     )  # fmt: skip
     settings = {"max_length": max_length, "batch_size": batch_size, "description": description}
+    if bf16:  # fp32 counts keep the provenance they always had
+        settings["precision"] = precision
     stats.provenance = provenance.background_provenance(base_dir, memory_path, settings)
     stats.save(out_stats)
     summary = {**stats.summary(), "provenance": stats.provenance}
