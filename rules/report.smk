@@ -69,7 +69,9 @@ rule tradeoff:
     """Gains and forgetting with intervals; forgetting at learning levels; arm differences;
     what every SMF run did to its memory (smf_diagnostics)."""
     input:
-        evals=lambda wc: report_eval_files(wc.experiment, tradeoff_models(wc.experiment)),
+        evals=lambda wc: report_eval_files(
+            wc.experiment, tradeoff_models(wc.experiment)
+        ),
         summaries=lambda wc: smf_summaries(wc.experiment),
     output:
         csv=f"{RESULTS}/{{experiment}}/tables/matched_learning.csv",
@@ -112,7 +114,9 @@ rule tradeoff:
 
 use rule tradeoff as tradeoff_extra with:
     input:
-        evals=lambda wc: report_eval_files(wc.experiment, tradeoff_models(wc.experiment)),
+        evals=lambda wc: report_eval_files(
+            wc.experiment, tradeoff_models(wc.experiment)
+        ),
         summaries=[],
     output:
         csv=f"{RESULTS}/{{experiment}}/tables/matched_learning_{{probe}}.csv",
