@@ -518,6 +518,9 @@ def report_outputs(experiment):
                 f"{out}/tables/matched_differences{s}.csv",
                 f"{out}/tables/gold_logprob{s}.csv",
                 f"{out}/tables/gold_logprob{s}.md",
+                f"{out}/tables/matched_gold{s}.csv",
+                f"{out}/tables/matched_gold{s}.md",
+                f"{out}/tables/matched_gold_differences{s}.csv",
                 f"{out}/figures/pareto_fronts{s}.png",
                 f"{out}/figures/pareto_fronts{s}.pdf",
             )

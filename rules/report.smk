@@ -81,6 +81,10 @@ rule tradeoff:
         # the change in gold-answer log-prob per run; a one-line note where no probe keeps it
         gold_csv=f"{RESULTS}/{{experiment}}/tables/gold_logprob.csv",
         gold_md=f"{RESULTS}/{{experiment}}/tables/gold_logprob.md",
+        # the trade-off matched on the learning probe's gold log-prob (a note without it)
+        gold_matched_csv=f"{RESULTS}/{{experiment}}/tables/matched_gold.csv",
+        gold_matched_md=f"{RESULTS}/{{experiment}}/tables/matched_gold.md",
+        gold_matched_differences_csv=f"{RESULTS}/{{experiment}}/tables/matched_gold_differences.csv",
         # per SMF run and memory layer: slots read, rows selected, vacuous, memory/MLP output
         diag_csv=f"{RESULTS}/{{experiment}}/tables/smf_diagnostics.csv",
         diag_md=f"{RESULTS}/{{experiment}}/tables/smf_diagnostics.md",
@@ -125,6 +129,9 @@ use rule tradeoff as tradeoff_extra with:
         differences_csv=f"{RESULTS}/{{experiment}}/tables/matched_differences_{{probe}}.csv",
         gold_csv=f"{RESULTS}/{{experiment}}/tables/gold_logprob_{{probe}}.csv",
         gold_md=f"{RESULTS}/{{experiment}}/tables/gold_logprob_{{probe}}.md",
+        gold_matched_csv=f"{RESULTS}/{{experiment}}/tables/matched_gold_{{probe}}.csv",
+        gold_matched_md=f"{RESULTS}/{{experiment}}/tables/matched_gold_{{probe}}.md",
+        gold_matched_differences_csv=f"{RESULTS}/{{experiment}}/tables/matched_gold_differences_{{probe}}.csv",
         png=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_{{probe}}.png",
         pdf=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_{{probe}}.pdf",
     log:

@@ -67,6 +67,7 @@ def test_demo_fills_every_row_of_the_table(demo):
     blank = matched["forgetting"].isna()
     assert blank.any() and matched.loc[blank, "reason"].notna().all()
     assert (demo / "results/medmcqa/tables/matched_differences.csv").exists()
+    assert (demo / "results/medmcqa/tables/matched_gold.md").exists()  # matched on gold log-prob
     gains = pd.read_csv(demo / "results/medmcqa/tables/learning_gains.csv", index_col=0)
     assert (gains["learning_low"] <= gains["learning"]).all()
     assert (gains["learning"] <= gains["learning_high"]).all()

@@ -110,3 +110,56 @@ def test_a_probe_kept_by_only_some_files_is_left_out_and_named(tmp_path):
     md = tmp_path / "g.md"
     gold.write_gold_tables(df, cmp, tmp_path / "g.csv", md)
     assert "Facts: not every eval JSON keeps gold log-probabilities" in md.read_text()
+
+
+MATCHED = {  # run -> (gold shift on facts, TriviaQA right of the base model's 30)
+    "a_low": (0.2, 30), "a_high": (1.2, 0),  # loses all 30: 20 points
+    "b_low": (0.2, 30), "b_high": (1.2, 20),  # loses 10: 6.67 points
+}  # fmt: skip
+
+
+def _matched_evals(root: Path) -> list[str]:
+    paths = [_qa(root, "base", None, "facts", 0, BASE_GOLD),
+             _qa(root, "base", None, "triviaqa", 30)]  # fmt: skip
+    for run, (shift, right) in MATCHED.items():
+        paths += [_qa(root, run, 0, "facts", 0, BASE_GOLD + shift),
+                  _qa(root, run, 0, "triviaqa", right)]  # fmt: skip
+    return paths
+
+
+def test_matching_on_gold_reads_forgetting_at_nats_levels_between_real_runs(tmp_path):
+    df = paper_tables.load_eval_results(_matched_evals(tmp_path))
+    families = {"a": ["a_low", "a_high"], "b": ["b_low", "b_high"]}
+    lrs = {"a_low": 1.0, "a_high": 2.0, "b_low": 1.0, "b_high": 2.0}
+    settings = comparisons.Settings(gold_level_step=0.5, n_resamples=300)
+    cmp = comparisons.compare(df, families, lrs, "facts", ["triviaqa"], settings)
+    assert all(point == 0.0 for point, _ in cmp.learning.values())  # accuracy never moves
+    found, _, _ = gold.gold_effects(df, cmp)
+    on_gold = gold.matched_on_gold(cmp, found)
+    assert on_gold.learning_unit == "nats" and on_gold.level_step == 0.5
+    levels, diffs = comparisons.at_levels(on_gold)
+    at = levels.set_index(["level", "arm"])["forgetting"]
+    assert list(levels["level"].unique()) == [0.5, 1.0]
+    # 0.5 nats is 30 % of the way from +0.2 to +1.2: 30 % of each arm's high-rate loss
+    assert at[(0.5, "a")] == pytest.approx(6.0) and at[(0.5, "b")] == pytest.approx(2.0)
+    assert at[(1.0, "a")] == pytest.approx(16.0) and at[(1.0, "b")] == pytest.approx(16 / 3)
+    diff = diffs.set_index("level").loc[1.0]
+    assert diff["value"] == pytest.approx(16.0 - 16 / 3) and diff["low"] > 0
+
+
+def test_build_tradeoff_writes_the_gold_matched_tables_or_a_note(tmp_path):
+    keys = ("csv", "runs_csv", "differences_csv", "md", "png", "pdf", "gold_csv", "gold_md",
+            "gold_matched_csv", "gold_matched_md", "gold_matched_differences_csv")  # fmt: skip
+    out = {k: tmp_path / f"out.{k}" for k in keys}
+    build_tradeoff(_evals(tmp_path / "eval"), FAMILIES, LRS, "facts", ["triviaqa"], out,
+                   {"level_step": 10.0, "n_resamples": 300, "gold_level_step": 0.25})  # fmt: skip
+    md = out["gold_matched_md"].read_text()
+    assert md.startswith("# Learning (Facts, gold log-prob per token) vs forgetting")
+    assert "Levels every 0.25 nats of gain" in md
+    levels = pd.read_csv(out["gold_matched_csv"])
+    assert sorted(levels["level"].unique()) == [0.25, 0.5, 0.75, 1.0]
+    out = {k: tmp_path / f"none.{k}" for k in keys}
+    build_tradeoff(_evals(tmp_path / "none", gold_on=()), FAMILIES, LRS, "facts", ["triviaqa"],
+                   out, {"level_step": 10.0, "n_resamples": 300})  # fmt: skip
+    assert "keeps no gold log-probabilities" in out["gold_matched_md"].read_text()
+    assert pd.read_csv(out["gold_matched_differences_csv"]).empty

@@ -66,7 +66,7 @@ def build_tradeoff(
     """Every run's gain and forgetting, forgetting on a grid of learning levels and paired
     differences between arms, all with intervals over seeds and questions; the figure; the
     change in gold-answer log-probability per run where the eval JSONs keep it (gold_csv,
-    gold_md; smf.report.gold)."""
+    gold_md; smf.report.gold), and the same trade-off matched on it (gold_matched_*)."""
     df = paper_tables.load_eval_results(eval_paths)
     cmp = comparisons.compare(
         df, families, lrs, learning_probe, forgetting_probes,
@@ -83,5 +83,7 @@ def build_tradeoff(
     tradeoff_tables.write_tradeoff_tables(
         cmp, runs, levels, diffs, out, {learning_probe: chance_of}
     )
+    if "gold_matched_md" in out:  # absent only in a DAG parsed before these outputs existed
+        gold.write_gold_matched(cmp, cmp.gold, out, {})
     pareto_plot.plot_pareto_fronts(cmp, runs, out["png"], out["pdf"])
     return levels

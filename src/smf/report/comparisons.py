@@ -43,6 +43,7 @@ from smf.report.intervals import CONFIDENCE, N_RESAMPLES, SEED
 from smf.report.units import Units, probe_units
 
 DEFAULT_LEVEL_STEP = 10.0  # points of learning gain between reported levels (config: tradeoff)
+DEFAULT_GOLD_LEVEL_STEP = 0.5  # nats per token between levels matched on gold log-prob
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Settings:
     """The `tradeoff:` config block (config/schema.yaml)."""
 
     level_step: float = DEFAULT_LEVEL_STEP
+    gold_level_step: float = DEFAULT_GOLD_LEVEL_STEP
     anchor_origin: bool = False
     n_resamples: int = N_RESAMPLES
     confidence: float = CONFIDENCE
@@ -196,6 +198,14 @@ class Comparison:
     units: dict[str, str] = field(default_factory=dict)  # probe -> "windows" or "pages"
     draws: bootstrap.Draws | None = None  # the shared draws (smf.report.gold reuses them)
     gold: dict[str, dict] = field(default_factory=dict)  # probe -> smf.report.gold's changes
+    # what `learning` measures: accuracy in points, or (smf.report.gold) nats per token
+    learning_unit: str = "points"
+
+    @property
+    def level_step(self) -> float:
+        """Learning between reported levels, in `learning_unit`."""
+        points = self.learning_unit == "points"
+        return self.settings.level_step if points else self.settings.gold_level_step
 
     def ordered(self, family: str) -> list[str]:
         """A family's runs in learning-rate order (the path interpolation follows)."""
@@ -295,7 +305,7 @@ def _arrays(cmp: Comparison, family: str, probe: str) -> tuple[np.ndarray, ...]:
 def at_levels(cmp: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(levels, differences): per probe, level and arm the forgetting read between bracketing
     runs with its interval (or a reason); per pair of arms its paired difference."""
-    levels = level_grid([p for p, _ in cmp.learning.values()], cmp.settings.level_step)
+    levels = level_grid([p for p, _ in cmp.learning.values()], cmp.level_step)
     rows, diffs = [], []
     for probe in cmp.forgetting_probes:
         arrays = {f: _arrays(cmp, f, probe) for f in cmp.families}

@@ -7,6 +7,11 @@ accuracy; the table gives each run's change against the base model (positive: mo
 on the gold answer), with its interval from the trade-off report's shared draws of seeds and
 questions (smf.report.bootstrap), so it is paired with the base model like every gain there.
 
+Accuracy on a few hundred questions moves in whole-question steps and is noisy at the small gains
+a sparse method makes, so the report also matches arms on this continuous measure: the learning
+probe's gold log-prob change becomes the learning axis of a second trade-off
+(`matched_on_gold`), read and paired exactly as the accuracy one (smf.report.comparisons).
+
 A probe is reported only when every eval JSON of the comparison (base model, every run and
 seed) keeps gold log-probabilities; without any such probe the table is a one-line note, so
 the rule's outputs always exist.
@@ -14,13 +19,14 @@ the rule's outputs always exist.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from smf.report import bootstrap, paper_tables
+from smf.report import bootstrap, comparisons, paper_tables, tradeoff_tables
 from smf.report.comparisons import Comparison, ProbeScores, effects, seed_path
 
 NO_GOLD = "no probe of this experiment keeps gold log-probabilities"
@@ -140,3 +146,30 @@ def write_gold_tables(df: pd.DataFrame, cmp: Comparison, csv: str | Path, md: st
     lines = gold_markdown(cmp, table, base, partial)
     Path(md).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return found
+
+
+def matched_on_gold(cmp: Comparison, found: Mapping[str, dict]) -> Comparison | None:
+    """The comparison with the learning probe's gold log-prob change as its learning axis
+    (levels every `gold_level_step` nats); None when the learning probe keeps none."""
+    if cmp.learning_probe not in found:
+        return None
+    return dataclasses.replace(cmp, learning=found[cmp.learning_probe], learning_unit="nats")
+
+
+def write_gold_matched(cmp: Comparison, found: Mapping[str, dict], out: Mapping, chance) -> None:
+    """matched_gold.{md,csv} and matched_gold_differences.csv (out keys gold_matched_md,
+    gold_matched_csv, gold_matched_differences_csv): forgetting at gold log-prob levels and the
+    paired differences between arms; without gold log-probs on the learning probe, a one-line
+    note and header-only CSVs."""
+    files = {"md": out["gold_matched_md"], "csv": out["gold_matched_csv"],
+             "differences_csv": out["gold_matched_differences_csv"]}  # fmt: skip
+    on_gold = matched_on_gold(cmp, found)
+    if on_gold is None:
+        note = f"{_label(cmp.learning_probe)} keeps no gold log-probabilities in every eval JSON"
+        Path(files["md"]).write_text(f"{note}: no matching on them.\n", encoding="utf-8")
+        for key in ("csv", "differences_csv"):
+            pd.DataFrame(columns=["probe", "level"]).to_csv(files[key], index=False)
+        return
+    levels, diffs = comparisons.at_levels(on_gold)
+    runs = comparisons.runs_table(on_gold)
+    tradeoff_tables.write_tradeoff_tables(on_gold, runs, levels, diffs, files, chance)

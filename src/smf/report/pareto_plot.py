@@ -33,7 +33,7 @@ def plot_pareto_fronts(cmp: Comparison, runs, out_png: str | Path, out_pdf: str 
     """One panel per forgetting probe (error bars: the 95 % intervals of `runs`)."""
     colors = figures.arm_colors(list(cmp.families))
     width, height = figures.PANEL_SIZE
-    levels = level_grid(list(runs["learning"]), cmp.settings.level_step)
+    levels = level_grid(list(runs["learning"]), cmp.level_step)
     learn_label = paper_tables.PROBE_LABELS.get(cmp.learning_probe, cmp.learning_probe)
     n = len(cmp.forgetting_probes)
     with matplotlib.rc_context(figures.STYLE):

@@ -48,7 +48,7 @@ def _header(cmp: Comparison, chance: Mapping[str, float | None]) -> list[str]:
     pct = int(round(cmp.settings.confidence * 100))
     n = len(cmp.seeds)
     seeds = ", ".join(map(str, cmp.seeds))
-    lines = [f"# Learning ({_label(cmp.learning_probe)}) vs forgetting", ""]
+    lines = [f"# Learning ({_learning_label(cmp)}) vs forgetting", ""]
     lines.append(
         f"Seeds: {seeds} ({n}). Intervals: {pct} % percentile bootstrap "
         f"({cmp.settings.n_resamples} resamples) that draws seeds and questions together and "
@@ -71,6 +71,11 @@ def _header(cmp: Comparison, chance: Mapping[str, float | None]) -> list[str]:
     return [*lines, ""]
 
 
+def _learning_label(cmp: Comparison) -> str:
+    label = _label(cmp.learning_probe)
+    return label if cmp.learning_unit == "points" else f"{label}, gold log-prob per token"
+
+
 def _over(cmp: Comparison, probe: str) -> str:
     return resampled_over(cmp.per_question[probe], len(cmp.seeds), cmp.units.get(probe))
 
@@ -78,7 +83,7 @@ def _over(cmp: Comparison, probe: str) -> str:
 def runs_markdown(cmp: Comparison, runs: pd.DataFrame) -> list[str]:
     """Every run: gain and forgetting vs base with intervals."""
     pct = int(round(cmp.settings.confidence * 100))
-    head = ["run", "lr", f"{_label(cmp.learning_probe)} gain [{pct} % CI]", "excludes 0"]
+    head = ["run", "lr", f"{_learning_label(cmp)} gain [{pct} % CI]", "excludes 0"]
     head += [f"{_label(p)} forgetting [{pct} % CI]" for p in cmp.forgetting_probes]
     lines = ["## Every run (change vs base, mean over seeds)", "", _row(head)]
     lines.append("|---" * len(head) + "|")
@@ -127,8 +132,8 @@ def levels_markdown(cmp: Comparison, levels: pd.DataFrame) -> list[str]:
         else "never from the base model (the origin line is off)"
     )
     lines = ["## Forgetting at learning levels", "",
-             f"Levels every {cmp.settings.level_step:g} points of gain up to the largest any run "
-             "reached. Each arm's forgetting is interpolated between two of its runs, adjacent "
+             f"Levels every {cmp.level_step:g} {cmp.learning_unit} of gain up to the largest any "
+             "run reached. Each arm's forgetting is interpolated between two of its runs, adjacent "
              f"in learning rate, whose gains bracket the level, {origin}; {DASH} otherwise, "
              "with the reason. The interval reads the level in every resample."]  # fmt: skip
     if levels.empty:
@@ -179,7 +184,8 @@ def write_tradeoff_tables(
 ) -> None:
     """matched_learning.{md,csv} (levels), learning_gains.csv (runs), matched_differences.csv."""
     levels.to_csv(out["csv"], index=False, float_format="%.6g")
-    runs.to_csv(out["runs_csv"], float_format="%.6g")
+    if "runs_csv" in out:  # the gold-matched tables keep their runs in gold_logprob.csv
+        runs.to_csv(out["runs_csv"], float_format="%.6g")
     if "differences_csv" in out:  # absent only in a DAG parsed before this output existed
         diffs.to_csv(out["differences_csv"], index=False, float_format="%.6g")
     lines = _header(cmp, chance)
