@@ -119,14 +119,7 @@ def probe_scores(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Seque
     if all(q is not None for q in base_q) and all(
         q is not None for qs in run_q.values() for q in qs
     ):
-        ids = list(base_q[0])
-        out.base = bootstrap.seed_matrix(base_q, ids).mean(axis=0)
-        for run, qs in run_q.items():
-            try:
-                out.runs[run] = bootstrap.seed_matrix(qs, ids)
-            except ValueError as err:
-                raise ValueError(f"{run} on {probe!r}: {err}") from None
-        return out
+        return per_question(out, base_q, run_q)
     out.base = np.asarray(base_rows["value"].mean(), dtype=np.float64)
     for run in runs:
         values = [float(rows[rows["path"] == p]["value"].iloc[0]) for p in paths[run]]
@@ -135,6 +128,19 @@ def probe_scores(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Seque
         out.units = probe_units(list(base_rows["path"]), paths)
     except ValueError as err:
         raise ValueError(f"probe {probe!r}: {err}") from None
+    return out
+
+
+def per_question(out: ProbeScores, base: list[dict], runs: Mapping[str, list[dict]], what=""):
+    """`out` with the base model's mean over its files and each run's (seeds, questions) matrix
+    of {question id: score} dicts, questions in the base model's first file's order."""
+    ids = list(base[0])
+    out.base = bootstrap.seed_matrix(base, ids).mean(axis=0)
+    for run, per_seed in runs.items():
+        try:
+            out.runs[run] = bootstrap.seed_matrix(per_seed, ids)
+        except ValueError as err:
+            raise ValueError(f"{run} on {out.probe!r}{what}: {err}") from None
     return out
 
 

@@ -53,14 +53,8 @@ def probe_gold(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Sequenc
         return None
     if any(g is None for gs in per_run.values() for g in gs):
         return None
-    ids = list(base[0])
-    scores = ProbeScores(probe, 1.0, True, bootstrap.seed_matrix(base, ids).mean(axis=0))
-    for run, per_seed in per_run.items():
-        try:
-            scores.runs[run] = bootstrap.seed_matrix(per_seed, ids)
-        except ValueError as err:
-            raise ValueError(f"{run} on {probe!r} (gold log-probs): {err}") from None
-    return scores
+    scores = ProbeScores(probe, 1.0, True, None)
+    return comparisons.per_question(scores, base, per_run, " (gold log-probs)")
 
 
 def gold_effects(df: pd.DataFrame, cmp: Comparison) -> tuple[dict, dict[str, float], list[str]]:
