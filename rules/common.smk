@@ -523,6 +523,8 @@ def report_outputs(experiment):
                 f"{out}/tables/matched_gold_differences{s}.csv",
                 f"{out}/figures/pareto_fronts{s}.png",
                 f"{out}/figures/pareto_fronts{s}.pdf",
+                f"{out}/figures/pareto_fronts_gold{s}.png",
+                f"{out}/figures/pareto_fronts_gold{s}.pdf",
             )
         ),
     ]

@@ -85,6 +85,8 @@ rule tradeoff:
         gold_matched_csv=f"{RESULTS}/{{experiment}}/tables/matched_gold.csv",
         gold_matched_md=f"{RESULTS}/{{experiment}}/tables/matched_gold.md",
         gold_matched_differences_csv=f"{RESULTS}/{{experiment}}/tables/matched_gold_differences.csv",
+        gold_matched_png=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_gold.png",
+        gold_matched_pdf=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_gold.pdf",
         # per SMF run and memory layer: slots read, rows selected, vacuous, memory/MLP output
         diag_csv=f"{RESULTS}/{{experiment}}/tables/smf_diagnostics.csv",
         diag_md=f"{RESULTS}/{{experiment}}/tables/smf_diagnostics.md",
@@ -132,6 +134,8 @@ use rule tradeoff as tradeoff_extra with:
         gold_matched_csv=f"{RESULTS}/{{experiment}}/tables/matched_gold_{{probe}}.csv",
         gold_matched_md=f"{RESULTS}/{{experiment}}/tables/matched_gold_{{probe}}.md",
         gold_matched_differences_csv=f"{RESULTS}/{{experiment}}/tables/matched_gold_differences_{{probe}}.csv",
+        gold_matched_png=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_gold_{{probe}}.png",
+        gold_matched_pdf=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_gold_{{probe}}.pdf",
         png=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_{{probe}}.png",
         pdf=f"{RESULTS}/{{experiment}}/figures/pareto_fronts_{{probe}}.pdf",
     log:

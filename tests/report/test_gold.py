@@ -149,8 +149,13 @@ def test_matching_on_gold_reads_forgetting_at_nats_levels_between_real_runs(tmp_
 
 def test_build_tradeoff_writes_the_gold_matched_tables_or_a_note(tmp_path):
     keys = ("csv", "runs_csv", "differences_csv", "md", "png", "pdf", "gold_csv", "gold_md",
-            "gold_matched_csv", "gold_matched_md", "gold_matched_differences_csv")  # fmt: skip
-    out = {k: tmp_path / f"out.{k}" for k in keys}
+            "gold_matched_csv", "gold_matched_md", "gold_matched_differences_csv",
+            "gold_matched_png", "gold_matched_pdf")  # fmt: skip
+
+    def paths(stem: str) -> dict[str, Path]:  # figures need a real suffix
+        return {k: tmp_path / f"{stem}_{k}.{k.rsplit('_', 1)[-1]}" for k in keys}
+
+    out = paths("out")
     build_tradeoff(_evals(tmp_path / "eval"), FAMILIES, LRS, "facts", ["triviaqa"], out,
                    {"level_step": 10.0, "n_resamples": 300, "gold_level_step": 0.25})  # fmt: skip
     md = out["gold_matched_md"].read_text()
@@ -158,8 +163,10 @@ def test_build_tradeoff_writes_the_gold_matched_tables_or_a_note(tmp_path):
     assert "Levels every 0.25 nats of gain" in md
     levels = pd.read_csv(out["gold_matched_csv"])
     assert sorted(levels["level"].unique()) == [0.25, 0.5, 0.75, 1.0]
-    out = {k: tmp_path / f"none.{k}" for k in keys}
+    assert out["gold_matched_png"].stat().st_size > 1000
+    out = paths("none")
     build_tradeoff(_evals(tmp_path / "none", gold_on=()), FAMILIES, LRS, "facts", ["triviaqa"],
                    out, {"level_step": 10.0, "n_resamples": 300})  # fmt: skip
     assert "keeps no gold log-probabilities" in out["gold_matched_md"].read_text()
     assert pd.read_csv(out["gold_matched_differences_csv"]).empty
+    assert out["gold_matched_pdf"].stat().st_size > 0  # a figure that says why it is empty

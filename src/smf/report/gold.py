@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from smf.report import bootstrap, comparisons, paper_tables, tradeoff_tables
+from smf.report import bootstrap, comparisons, paper_tables, pareto_plot, tradeoff_tables
 from smf.report.comparisons import Comparison, ProbeScores, effects, seed_path
 
 NO_GOLD = "no probe of this experiment keeps gold log-probabilities"
@@ -151,10 +151,10 @@ def matched_on_gold(cmp: Comparison, found: Mapping[str, dict]) -> Comparison | 
 
 
 def write_gold_matched(cmp: Comparison, found: Mapping[str, dict], out: Mapping, chance) -> None:
-    """matched_gold.{md,csv} and matched_gold_differences.csv (out keys gold_matched_md,
-    gold_matched_csv, gold_matched_differences_csv): forgetting at gold log-prob levels and the
-    paired differences between arms; without gold log-probs on the learning probe, a one-line
-    note and header-only CSVs."""
+    """matched_gold.{md,csv}, matched_gold_differences.csv and its Pareto figure (out keys
+    gold_matched_md, _csv, _differences_csv, _png, _pdf): forgetting at gold log-prob levels
+    and the paired differences between arms; without gold log-probs on the learning probe, a
+    one-line note, header-only CSVs and a figure that says so."""
     files = {"md": out["gold_matched_md"], "csv": out["gold_matched_csv"],
              "differences_csv": out["gold_matched_differences_csv"]}  # fmt: skip
     on_gold = matched_on_gold(cmp, found)
@@ -163,7 +163,13 @@ def write_gold_matched(cmp: Comparison, found: Mapping[str, dict], out: Mapping,
         Path(files["md"]).write_text(f"{note}: no matching on them.\n", encoding="utf-8")
         for key in ("csv", "differences_csv"):
             pd.DataFrame(columns=["probe", "level"]).to_csv(files[key], index=False)
+        if "gold_matched_png" in out:
+            pareto_plot.plot_note(note, out["gold_matched_png"], out["gold_matched_pdf"])
         return
     levels, diffs = comparisons.at_levels(on_gold)
     runs = comparisons.runs_table(on_gold)
     tradeoff_tables.write_tradeoff_tables(on_gold, runs, levels, diffs, files, chance)
+    if "gold_matched_png" in out:  # absent only in a DAG parsed before this output existed
+        pareto_plot.plot_pareto_fronts(
+            on_gold, runs, out["gold_matched_png"], out["gold_matched_pdf"]
+        )

@@ -59,10 +59,21 @@ def plot_pareto_fronts(cmp: Comparison, runs, out_png: str | Path, out_pdf: str 
             for level in levels:
                 ax.axvline(level, **LEVEL_STYLE)
             ax.scatter([0], [0], marker=figures.BASE_MARKER, color="black", zorder=3)
-            ax.set_xlabel(f"{learn_label} gain vs base (↑ learned)")
+            unit = "" if cmp.learning_unit == "points" else ", gold log-prob (nats/token)"
+            ax.set_xlabel(f"{learn_label}{unit} gain vs base (↑ learned)")
             ax.set_ylabel(
                 f"{paper_tables.PROBE_LABELS.get(probe, probe)} forgetting vs base (↓ kept)"
             )
             ax.set_title(f"{paper_tables.PROBE_LABELS.get(probe, probe)}: runs in lr order")
         axes[0].legend(loc="best")
+        figures.save_figure(fig, out_png, out_pdf)
+
+
+def plot_note(text: str, out_png: str | Path, out_pdf: str | Path) -> None:
+    """A figure that only says why there is nothing to draw (a rule's outputs always exist)."""
+    with matplotlib.rc_context(figures.STYLE):
+        fig = Figure(figsize=figures.PANEL_SIZE, layout="constrained")
+        ax = fig.subplots()
+        ax.axis("off")
+        ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
         figures.save_figure(fig, out_png, out_pdf)
