@@ -59,8 +59,10 @@ def plot_pareto_fronts(cmp: Comparison, runs, out_png: str | Path, out_pdf: str 
             for level in levels:
                 ax.axvline(level, **LEVEL_STYLE)
             ax.scatter([0], [0], marker=figures.BASE_MARKER, color="black", zorder=3)
-            unit = "" if cmp.learning_unit == "points" else ", gold log-prob (nats/token)"
-            ax.set_xlabel(f"{learn_label}{unit} gain vs base (↑ learned)")
+            if cmp.learning_unit == "points":
+                ax.set_xlabel(f"{learn_label} gain vs base (↑ learned)")
+            else:
+                ax.set_xlabel(f"{learn_label} gold log-prob gain, nats/token (↑)")
             ax.set_ylabel(
                 f"{paper_tables.PROBE_LABELS.get(probe, probe)} forgetting vs base (↓ kept)"
             )
