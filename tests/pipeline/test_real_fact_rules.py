@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import copy_workflow
 
 from smf.data import prepare
@@ -42,9 +43,14 @@ def test_real_facts_plans_its_jobs(tmp_path: Path) -> None:
     # the taught and held-out wordings' slot overlap on the retrofit model (rule slot_overlap)
     assert counts["slot_overlap"] == 1
     assert "results/real_fact_task/slot_overlap.json" in out
-    # 4 arms x 3 rates x 2 seeds, each evaluated on its 4 probes in one job
-    assert counts["finetune_full"] + counts["finetune_lora"] + counts["finetune_smf"] == 24
-    assert counts["evaluate_real_facts"] == 24
+    # every arm at its own rate and each sweep rate, for every seed, each evaluated on its 4
+    # probes in one job
+    cfg = yaml.safe_load((root / "config" / "smollm2.yaml").read_text())
+    arms = cfg["experiments"]["real_facts"]["arms"]
+    runs = sum(1 + len(spec.get("lr_sweep", [])) for spec in arms.values()) * len(cfg["seeds"])
+    assert runs == 44  # 22 rates x 2 seeds (docs/results/real_facts.md ran seed 0)
+    assert counts["finetune_full"] + counts["finetune_lora"] + counts["finetune_smf"] == runs
+    assert counts["evaluate_real_facts"] == runs
     assert "results/real_facts/tables/main.csv" in out
     assert "results/real_fact_task/known_eval.jsonl" in out
     # not part of `all` in the SmolLM2 profile (run_experiments: [])
