@@ -12,6 +12,15 @@ memory, background statistics and task data the DAG has already built (run the D
 
     python lab/lr_probe.py --configfile config/smollm2.yaml config/smollm2_offline.yaml \\
         --arm smf_kl --lr 2e-3 2e-2 2e-1 --steps 10
+
+`--experiment` probes an arm of one of `experiments` instead (its task, train settings and
+learning probe). A qa learning probe (the real-fact task) is scored as the report's continuous
+learning axis: the mean log-prob per token of each record's gold answer after the probe's
+prompt, teacher-forced (smf.probes.qa.gold_logprobs). Its records are the facts being taught,
+so a short probe moves it by the share of facts its steps reached; compare rates, not runs.
+
+    python lab/lr_probe.py --configfile config/smollm2.yaml config/smollm2_offline.yaml \\
+        --experiment real_facts --arm smf_kl --lr 1 10 100 --steps 20 --optimizer sgd
 """
 
 from __future__ import annotations
@@ -26,9 +35,10 @@ import yaml
 from snakemake.utils import update_config, validate
 from transformers import AutoTokenizer
 
-from smf.data import prompts, sources
+from smf.data import prompts as prompts_mod
+from smf.data import sources
 from smf.pipeline import stages
-from smf.probes import perplexity
+from smf.probes import perplexity, qa
 from smf.training import arms
 from smf.training.arms.registry import kind_of
 
@@ -52,12 +62,25 @@ def need(path: Path, rule: str) -> Path:
     return path
 
 
+def held_out_score(model_kind, base_dir, artifact, held_out) -> float:
+    """The held-out signal of a model: task loss (lower is better) or gold log-prob."""
+    model = arms.load_for_eval(model_kind, base_dir, artifact)
+    kind, payload = held_out
+    if kind == "loss":
+        return perplexity.mean_nll(model, payload)
+    tokenizer, prompts, records, batch_size = payload
+    gold = qa.gold_logprobs(model, tokenizer, prompts, records, batch_size)
+    return sum(lp / n for lp, n in gold) / len(gold)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", nargs="*", default=[], help="the profile's overlays")
+    parser.add_argument("--experiment", help="one of `experiments` (default: the main one)")
     parser.add_argument("--arm", required=True, help="an arm of the merged config")
     parser.add_argument("--lr", type=float, nargs="+", required=True, help="rates to try")
     parser.add_argument("--steps", type=int, default=10, help="optimizer steps per rate")
+    parser.add_argument("--optimizer", help="an SMF arm's smf.optimizer instead of its own")
     parser.add_argument("--eval-examples", type=int, default=50, help="held-out records scored")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the workflow folder")
@@ -65,10 +88,22 @@ def main() -> None:
 
     root = args.root.resolve()
     config = load_config(root, args.configfile)
-    if args.arm not in config["arms"]:
-        sys.exit(f"--arm {args.arm}: not in the merged config's arms ({sorted(config['arms'])})")
-    arm_cfg = config["arms"][args.arm]
+    if args.experiment is None:
+        spec, exp_train = config, {}
+    elif args.experiment in config["experiments"]:
+        spec = config["experiments"][args.experiment]
+        exp_train = spec.get("train", {})
+    else:
+        have = sorted(config["experiments"])
+        sys.exit(f"--experiment {args.experiment}: not in `experiments` ({have})")
+    if args.arm not in spec["arms"]:
+        sys.exit(f"--arm {args.arm}: not in the merged config's arms ({sorted(spec['arms'])})")
+    arm_cfg = dict(spec["arms"][args.arm])
     kind = kind_of(arm_cfg["kind"])
+    if args.optimizer is not None:
+        if "smf" not in arm_cfg:
+            sys.exit(f"--optimizer: arm {args.arm} has no `smf:` block (an SMF arm's setting)")
+        arm_cfg["smf"] = {**arm_cfg["smf"], "optimizer": args.optimizer}
     # The inputs are read where the DAG's shared stages write them (rules/common.smk):
     # results/models/base, results/data/<dataset>.jsonl (not the per_run seeding's
     # <dataset>.seed<n>.jsonl), results/models/retrofit[_<variant>][/seed<n>]/memory.safetensors
@@ -76,9 +111,8 @@ def main() -> None:
     # arm trains into a temporary folder laid out as a run's (<tmp>/run/<kind's artifact>).
     results = root / "results"
     base_dir = need(results / "models" / "base", "base_model")
-    task = need(results / "data" / f"{config['task']['dataset']}.jsonl", "prepare_data")
-    learning = next(p for p in config["probes"].values() if p["kind"] == "multiple_choice")
-    heldout = need(results / "data" / f"{learning['dataset']}.jsonl", "prepare_data")
+    task_dataset = spec["task"]["dataset"]
+    task = need(results / "data" / f"{task_dataset}.jsonl", "prepare_data")
     memory = background = None
     if kind.needs_retrofit:  # the arm's own retrofit (a retrofit_variants entry, or the main one)
         variant = arm_cfg["smf"]["retrofit"]
@@ -90,16 +124,33 @@ def main() -> None:
         background = need(
             results / f"background{suffix}" / per_run / "stats.safetensors", "background"
         )
-    header = config["task"]["header"]
-    records = sources.read_jsonl(heldout)[: args.eval_examples]
-    texts = [prompts.mcq_training_text(r, header=header) for r in records]
-    train_cfg = {**config["train"], **arm_cfg["train"]}
+    header = spec["task"].get("header", "")
+    train_cfg = {**config["train"], **exp_train, **arm_cfg["train"]}
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    windows = perplexity.text_windows(tokenizer, texts, train_cfg["max_length"])
+    if args.experiment is None:  # the main experiment: its multiple-choice probe as task texts
+        learning = next(p for p in config["probes"].values() if p["kind"] == "multiple_choice")
+    else:
+        learning = {**config["probes"], **spec["probes"]}[spec["learning_probe"]]
+    heldout = need(results / "data" / f"{learning['dataset']}.jsonl", "prepare_data")
+    records = sources.read_jsonl(heldout)[: args.eval_examples]
+    if learning["kind"] == "qa":
+        what, better = "gold log-prob per token", "higher"
+        prompts = qa.probe_prompts(records, learning["protocol"])
+        held_out = ("gold", (tokenizer, prompts, records, config["eval"]["batch_size"]))
+    elif learning["kind"] == "multiple_choice":
+        what, better = "loss", "lower"
+        texts = [prompts_mod.mcq_training_text(r, header=header) for r in records]
+        held_out = ("loss", perplexity.text_windows(tokenizer, texts, train_cfg["max_length"]))
+    else:
+        sys.exit(f"learning probe kind {learning['kind']!r}: the probe reads qa or multiple_choice")
     start_kind = "retrofit" if kind.needs_retrofit else "base"
-    before = perplexity.mean_nll(arms.load_for_eval(start_kind, base_dir, memory), windows)
-    print(f"{args.arm}: held-out loss before training {before:.4f} ({len(texts)} records)")
-    print("lr\tsteps\theld_out_loss\tchange\tlast_train_loss\tseconds")
+    before = held_out_score(start_kind, base_dir, memory, held_out)
+    print(
+        f"{args.arm}: held-out {what} before training {before:.4f} ({len(records)} records, "
+        f"{better} is better)"
+    )
+    print("lr\tsteps\theld_out\tchange\tlast_train_loss\tseconds")
+    task_kind = config["data"][task_dataset]["kind"]
     for lr in args.lr:
         cfg = {**train_cfg, "lr": lr, "max_steps": args.steps}
         with tempfile.TemporaryDirectory() as tmp:
@@ -111,9 +162,9 @@ def main() -> None:
                 header=header, out_dir=artifact if kind.artifact_is_dir else artifact.parent,
                 out_log=tmp / "log.jsonl", out_summary=tmp / "summary.json",
                 work_dir=tmp / "work", device="cpu", memory_path=memory,
-                background_path=background,
+                background_path=background, task_kind=task_kind,
             )  # fmt: skip
-            after = perplexity.mean_nll(arms.load_for_eval(kind.name, base_dir, artifact), windows)
+            after = held_out_score(kind.name, base_dir, artifact, held_out)
         print(
             f"{lr:g}\t{summary['steps']}\t{after:.4f}\t{after - before:+.4f}\t"
             f"{summary['final_loss']:.4f}\t{time.perf_counter() - began:.0f}",
