@@ -65,6 +65,11 @@ def experiment_spec(spec, train, probe_specs, probes, learning, extra):
     trade-off report), the others forgetting."""
     families = sweeps.families(spec["arms"], spec["run_arms"] or list(spec["arms"]))
     spec["arms"] = sweeps.expand_sweeps(spec["arms"])  # in config too: scripts read it
+    # an arm's own `seeds` (schema: arms.NAME.seeds) leave its settings, so no cached run goes
+    # stale by them and a new seed trains only that seed
+    seeds = {
+        a: spec["arms"][a].pop(sweeps.SEEDS_KEY, None) or SEEDS for a in spec["arms"]
+    }
     runs = [run for family in families.values() for run in family]
     reported = [
         name
@@ -87,6 +92,7 @@ def experiment_spec(spec, train, probe_specs, probes, learning, extra):
         "families": families,
         "main_arms": list(families),  # the arms it trains, as listed
         "runs": runs,  # and their sweep points
+        "seeds": seeds,  # run -> its seeds
     }
 
 
@@ -165,8 +171,12 @@ RETROFITS = list(dict.fromkeys(r for e in EXPERIMENTS for r in retrofits_of(e)))
 # one folder per seed inside each retrofit and background folder under per_run seeding
 RETROFIT_RUN = "{retrofit}/seed{seed}" if PER_RUN else "{retrofit}"
 BACKGROUND_RUN = "{background}/seed{seed}" if PER_RUN else "{background}"
+# every seed some run trains with (arms may list their own)
+ALL_SEEDS = sorted(
+    {s for e in EXPERIMENTS.values() for seeds in e["seeds"].values() for s in seeds}
+)
 RETROFIT_MODELS = (
-    [f"{r}-seed{s}" for r in RETROFITS for s in SEEDS] if PER_RUN else RETROFITS
+    [f"{r}-seed{s}" for r in RETROFITS for s in ALL_SEEDS] if PER_RUN else RETROFITS
 )
 STD_NOTE = (
     f"± is the std over seeds {SEEDS} of the whole chain: each seed has its own task "
@@ -177,10 +187,15 @@ STD_NOTE = (
 )
 
 
+def run_seeds(experiment, run):
+    """A run's seeds: its arm's own `seeds`, else the top-level ones."""
+    return EXPERIMENTS[experiment]["seeds"][run]
+
+
 def run_models(experiment, runs=None):
     """`{arm}-seed{seed}` of the experiment's runs (all of them, or these)."""
     runs = EXPERIMENTS[experiment]["runs"] if runs is None else runs
-    return [f"{arm}-seed{seed}" for arm in runs for seed in SEEDS]
+    return [f"{arm}-seed{seed}" for arm in runs for seed in run_seeds(experiment, arm)]
 
 
 @functools.cache  # asked for every eval file of the DAG
@@ -478,7 +493,10 @@ def tradeoff_models(experiment):
 def train_logs(experiment):
     """{arm: its seeds' training logs} of the experiment's main arms (the loss curves)."""
     return {
-        arm: [f"{run_dir(experiment, arm, seed)}/train_log.jsonl" for seed in SEEDS]
+        arm: [
+            f"{run_dir(experiment, arm, seed)}/train_log.jsonl"
+            for seed in run_seeds(experiment, arm)
+        ]
         for arm in EXPERIMENTS[experiment]["main_arms"]
     }
 
@@ -490,7 +508,7 @@ def smf_summaries(experiment):
         f"{run_dir(experiment, arm, seed)}/summary.json"
         for arm in spec["runs"]
         if spec["kinds"][arm] == "smf"
-        for seed in SEEDS
+        for seed in spec["seeds"][arm]
     ]
 
 
@@ -539,7 +557,7 @@ RUN_RECORDS = {
             f"{run}/{name}" for name in ("train_log.jsonl", "summary.json")
         ]
         for arm in spec["runs"]
-        for seed in SEEDS
+        for seed in spec["seeds"][arm]
         for run in [run_dir(exp, arm, seed)]
     }
     for exp, spec in EXPERIMENTS.items()

@@ -21,9 +21,9 @@ from smf.tasks.real_fact_task import write_task_from_answers
 SMOLLM2 = ["--configfile", "config/smollm2.yaml"]
 
 
-def dry_run(root: Path, *targets: str) -> str:
+def dry_run(root: Path, *targets: str, overlays: tuple[str, ...] = ()) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", *targets, *SMOLLM2],
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", *targets, *SMOLLM2, *overlays],
         cwd=root, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -56,6 +56,20 @@ def test_real_facts_plans_its_jobs(tmp_path: Path) -> None:
     # not part of `all` in the SmolLM2 profile (run_experiments: [])
     plain = job_counts(dry_run(root))
     assert "real_fact_answers" not in plain and "slot_overlap" not in plain
+
+
+def test_an_arm_may_give_its_own_run_more_seeds(tmp_path: Path) -> None:
+    # issue 27: two seeds at an arm's own (middle) rate, one at its sweep points
+    root = copy_workflow(tmp_path)
+    overlay = {"seeds": [0], "experiments": {"real_facts": {"arms": {"lora": {"seeds": [0, 1]}}}}}
+    (root / "config" / "seeds.yaml").write_text(yaml.safe_dump(overlay))
+    out = dry_run(root, "real_facts", overlays=("config/seeds.yaml",))
+    counts = job_counts(out)
+    assert counts["finetune_lora"] == 2 + 5  # its own rate twice, its 5 sweep rates once
+    assert counts["finetune_full"] == 6 and counts["finetune_smf"] == 10
+    assert "results/real_facts/runs/lora/seed1/summary.json" in out
+    assert "results/real_facts/runs/lora_lr0.0003/seed1" not in out
+    assert "results/real_facts/eval/lora-seed1/known.json" in out
 
 
 def test_bad_task_config_stops_before_any_job(tmp_path: Path) -> None:

@@ -44,12 +44,13 @@ FAMILIES = {"a": ["same", "learns"], "b": ["noisy"]}
 LRS = {"same": 1.0, "learns": 2.0, "noisy": 1.0}
 
 
-def _evals(root: Path, gold_on=("facts", "triviaqa"), drop=None) -> list[str]:
+def _evals(root: Path, gold_on=("facts", "triviaqa"), drop=None, seeds=None) -> list[str]:
+    """Eval JSONs of the base model and RUNS (seeds 0 and 1, or `seeds[run]`)."""
     rng = np.random.default_rng(1)
     has = {p: (p in gold_on) for p in ("facts", "triviaqa")}
     paths = [_qa(root, "base", None, p, 30, BASE_GOLD if has[p] else None) for p in has]
     for run, (right, shift, noise) in RUNS.items():
-        for seed in (0, 1):
+        for seed in (seeds or {}).get(run, (0, 1)):
             g = BASE_GOLD + shift + rng.normal(0, noise, N) if noise else BASE_GOLD + shift
             keep = drop != (run, seed)
             paths += [_qa(root, run, seed, "facts", right, g if has["facts"] and keep else None),
@@ -170,3 +171,25 @@ def test_build_tradeoff_writes_the_gold_matched_tables_or_a_note(tmp_path):
     assert "keeps no gold log-probabilities" in out["gold_matched_md"].read_text()
     assert pd.read_csv(out["gold_matched_differences_csv"]).empty
     assert out["gold_matched_pdf"].stat().st_size > 0  # a figure that says why it is empty
+
+
+def test_runs_may_have_different_seeds(tmp_path):
+    # two seeds at an arm's own rate, one at the other runs (issue 27's middle-rate seeds)
+    seeds = {"learns": (0,), "noisy": (0,)}
+    keys = ("csv", "runs_csv", "differences_csv", "md", "png", "pdf", "gold_csv", "gold_md")
+    out = {k: tmp_path / f"out.{k}" for k in keys}
+    paths = _evals(tmp_path / "eval", seeds=seeds)
+    df, cmp = _compare(paths)
+    assert cmp.seeds == {"same": [0, 1], "learns": [0], "noisy": [0]}
+    assert sorted(cmp.draws.seeds) == [(0,), (0, 1)]
+    found, _, _ = gold.gold_effects(df, cmp)
+    assert found["facts"]["learns"][0] == pytest.approx(1.0, abs=0.1)
+    build_tradeoff(paths, FAMILIES, LRS, "facts", ["triviaqa"], out,
+                   {"level_step": 10.0, "n_resamples": 300})  # fmt: skip
+    runs = pd.read_csv(out["runs_csv"], index_col="run")
+    assert runs["seeds"].to_dict() == {"same": 2, "learns": 1, "noisy": 1}
+    md = out["md"].read_text()
+    assert "Seeds per run: 0, 1 (same); 0 (learns, noisy)." in md
+    assert "Runs with one seed" in md
+    assert "| noisy | 0 / 0, p 1 | – |" in md  # its churn has no seed 1
+    assert "Seeds per run" in out["gold_md"].read_text()

@@ -102,7 +102,8 @@ def _comparison(rng, forgetting_shift: dict[str, float], n_seeds=2, n_resamples=
     )
     return comparisons.Comparison(
         families=families, lrs=lrs, learning_probe="learn", forgetting_probes=["keep"],
-        seeds=list(range(n_seeds)), settings=comparisons.Settings(level_step=LEVEL),
+        seeds={run: list(range(n_seeds)) for run in lrs},
+        settings=comparisons.Settings(level_step=LEVEL),
         learning=comparisons.effects(learn, draws, learning=True),
         forgetting={"keep": comparisons.effects(keep, draws, learning=False)},
         per_question={"learn": True, "keep": True},
@@ -159,6 +160,22 @@ def test_disagreeing_seeds_widen_the_interval_compared_with_averaging_first():
     assert share == 1.0
     assert averaged.half_width < 1e-12  # every question's seed mean is 0.5: no spread at all
     assert (high - low) / 2 > 0.05  # the seed draw (both seeds the same one) is kept
+
+
+def test_runs_with_the_same_seeds_share_a_seed_draw_and_others_get_their_own():
+    draws = bootstrap.make_draws([(0, 1), (0,), (0, 1)], {"p": 10}, n_resamples=50)
+    assert sorted(draws.seeds) == [(0,), (0, 1)]
+    assert draws.seed_weights([0]).shape == (50, 1) and draws.seed_weights((0, 1)).shape == (50, 2)
+    assert np.all(draws.seed_weights([0]) == 1.0)  # one seed: nothing to resample
+    # one list of seeds draws exactly what the number of seeds did
+    listed = bootstrap.make_draws([(0, 1)], {"p": 10}, n_resamples=50)
+    counted = bootstrap.make_draws(2, {"p": 10}, n_resamples=50)
+    np.testing.assert_array_equal(listed.seed_weights([0, 1]), counted.seed_weights([0, 1]))
+    np.testing.assert_array_equal(listed.questions["p"], counted.questions["p"])
+    with pytest.raises(ValueError, match=r"no seed draw for seeds \[2\]"):
+        draws.seed_weights([2])
+    with pytest.raises(ValueError, match="at least one seed"):
+        bootstrap.make_draws([()], {"p": 10})
 
 
 def test_one_seed_resamples_questions_only():

@@ -3,7 +3,8 @@
 Paper 1 compares methods at equal learning, which takes several learning rates per method.
 An arm that lists `lr_sweep: [a, b]` keeps its own run (at its `train.lr`) and gains one arm
 per extra rate, `<arm>_lr<rate>` (rate in Python's `g` format: `smf_kl_lr0.003`), a copy of the
-arm with only `train.lr` changed. Each is an ordinary arm to the DAG (its own run, evaluation
+arm with only `train.lr` changed (and without the arm's own `seeds`, if it lists any: sweep points
+train with the top-level seeds). Each is an ordinary arm to the DAG (its own run, evaluation
 and cache), so adding a rate trains one more branch and touches nothing already computed. The
 arm and its sweep points form a *family*: one Pareto front in the trade-off report.
 """
@@ -15,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 SWEEP_KEY = "lr_sweep"
+SEEDS_KEY = "seeds"  # an arm's own run's seeds; its sweep points keep the top-level ones
 
 
 def sweep_arm_name(arm: str, lr: float) -> str:
@@ -43,6 +45,7 @@ def expand_sweeps(arms: Mapping[str, dict]) -> dict[str, dict]:
                 )
             point = copy.deepcopy(base)
             point["train"]["lr"] = lr
+            point.pop(SEEDS_KEY, None)  # the arm's own seeds are its own run's
             out[name] = point
     return out
 

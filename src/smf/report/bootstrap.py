@@ -7,10 +7,10 @@ a *narrower* interval than one. Here each resample draws seeds and questions wit
 (a two-level bootstrap) and every run's score is the weighted mean under those draws.
 
 The draws are made once per comparison and applied to every arm and to the base model: a
-difference between two arms (or a run and the base model) is then paired on both questions and
-seeds, which removes the variance they share. Draws are stored as weights (counts / size), so a
-run's resampled scores are two matrix products, fast enough for report jobs that must rebuild
-from cache in seconds.
+difference between two arms (or a run and the base model) is then paired on questions, and on
+seeds where both runs have the same seeds, which removes the variance they share. Draws are
+stored as weights (counts / size), so a run's resampled scores are two matrix products, fast
+enough for report jobs that must rebuild from cache in seconds.
 
 Perplexity is resampled over its scoring units (paper3's sliding windows, lm_eval's pages)
 together with seeds, when every eval JSON of the comparison keeps per-unit losses
@@ -34,15 +34,25 @@ from smf.report.intervals import CONFIDENCE, N_RESAMPLES, SEED
 
 @dataclass(frozen=True)
 class Draws:
-    """Resampling weights: `seeds` (B, s) and, per probe with per-question scores or per-unit
-    losses, `questions[probe]` (B, n) over its questions or units. Each row sums to 1."""
+    """Resampling weights: per seed list that runs were trained with, `seeds[list]` (B, s), and,
+    per probe with per-question scores or per-unit losses, `questions[probe]` (B, n) over its
+    questions or units. Each row sums to 1. Runs with the same seeds share one seed draw (paired
+    on seeds too); runs with different seeds (two at an arm's own rate, one at its sweep points)
+    share only the question draws."""
 
-    seeds: np.ndarray
+    seeds: dict[tuple[int, ...], np.ndarray]
     questions: dict[str, np.ndarray]
 
     @property
     def n_resamples(self) -> int:
-        return int(self.seeds.shape[0])
+        return int(next(iter(self.seeds.values())).shape[0])
+
+    def seed_weights(self, seeds: Sequence[int]) -> np.ndarray:
+        """(B, s): the seed draw of runs trained with these seeds."""
+        key = tuple(int(s) for s in seeds)
+        if key not in self.seeds:
+            raise ValueError(f"no seed draw for seeds {list(key)} (have {list(self.seeds)})")
+        return self.seeds[key]
 
 
 def resample_weights(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -53,18 +63,24 @@ def resample_weights(n: int, n_resamples: int, rng: np.random.Generator) -> np.n
 
 
 def make_draws(
-    n_seeds: int,
+    seed_lists: int | Sequence[Sequence[int]],
     question_counts: dict[str, int],
     *,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
     unit_counts: dict[str, int] | None = None,
 ) -> Draws:
-    """One set of draws for a whole comparison (every arm, run and probe shares it). Units
-    (perplexity windows or pages) are drawn after questions, so keeping them changes no
-    question draw."""
+    """One set of draws for a whole comparison (every arm, run and probe shares it).
+    `seed_lists`: the runs' seed lists (an int n: every run has seeds 0 .. n-1). Seeds are drawn
+    first, one draw per distinct list, then questions; units (perplexity windows or pages) last,
+    so keeping them changes no question draw."""
+    if isinstance(seed_lists, int):
+        seed_lists = [range(seed_lists)]
+    keys = sorted({tuple(int(s) for s in seeds) for seeds in seed_lists})
+    if not keys or not all(keys):
+        raise ValueError("make_draws: every run needs at least one seed")
     rng = np.random.default_rng(seed)
-    seeds = resample_weights(n_seeds, n_resamples, rng)
+    seeds = {key: resample_weights(len(key), n_resamples, rng) for key in keys}
     questions = {
         probe: resample_weights(n, n_resamples, rng) for probe, n in sorted(question_counts.items())
     }

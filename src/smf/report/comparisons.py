@@ -6,7 +6,9 @@ change
 against the base model in display units (accuracy in points), the mean over seeds. Its interval
 comes from one two-level bootstrap (smf.report.bootstrap) shared by all runs, arms and probes of the
 report: a resample draws seeds and questions once and every run is scored under that draw, so
-gains are paired with the base model and differences between arms are paired with each other.
+gains are paired with the base model and differences between arms are paired with each other
+(on seeds only where both runs have the same seeds: runs may differ, two seeds at an arm's own
+rate and one at its sweep points).
 Probes that keep per-question verdicts (`answers`: MCQ and QA eval JSONs) resample questions;
 perplexity resamples its windows (paper3) or pages (lm_eval) with the same shared draws, a ratio
 estimator of summed loss over tokens or words (smf.report.units), where every eval JSON keeps
@@ -73,10 +75,15 @@ class ProbeScores:
     runs: dict[str, np.ndarray] = field(default_factory=dict)  # (s, n) or (s,)
     # per-unit losses (perplexity), resampled where `base`/`runs` keep one value per file
     units: Units | None = None
+    seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # run -> seeds (0 .. s-1)
 
     @property
     def per_question(self) -> bool:
         return self.base.ndim == 1
+
+    def seeds_of(self, run: str) -> tuple[int, ...]:
+        """The seeds of a run's rows in `runs[run]` (by default 0 .. s-1)."""
+        return self.seeds.get(run) or tuple(range(len(self.runs[run])))
 
 
 def _question_scores(path: str) -> dict[str, float] | None:
@@ -87,21 +94,21 @@ def _question_scores(path: str) -> dict[str, float] | None:
     return {str(a["id"]): float(a["correct"]) for a in answers}
 
 
-def run_seeds(df: pd.DataFrame, runs: Sequence[str], probe: str) -> list[int]:
-    """The seeds every run was evaluated with (the same for all: the draws are shared)."""
+def run_seeds(df: pd.DataFrame, runs: Sequence[str], probe: str) -> dict[str, list[int]]:
+    """{run: the seeds it was evaluated with on `probe`}. Runs may differ (an arm's own rate
+    with two seeds, its sweep points with one); every other probe must have the same seeds
+    per run (probe_scores says which file is missing)."""
     rows = df[df["probe"] == probe]
     per_run = {run: sorted(rows[rows["arm"] == run]["seed"].dropna().astype(int)) for run in runs}
     for run, seeds in per_run.items():
         if not seeds:
             raise ValueError(f"eval results missing for arm {run!r}, probe {probe!r}")
-    first = next(iter(per_run.values()))
-    odd = {run: s for run, s in per_run.items() if s != first}
-    if odd:
-        raise ValueError(f"runs evaluated with different seeds on {probe!r}: {first} vs {odd}")
-    return first
+    return per_run
 
 
-def probe_scores(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Sequence[int]):
+def probe_scores(
+    df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Mapping[str, Sequence[int]]
+):
     """A probe's ProbeScores; per question when every file keeps `answers`."""
     meta = paper_tables.probe_meta(df, probe)
     rows = df[df["probe"] == probe]
@@ -110,12 +117,13 @@ def probe_scores(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Seque
         raise ValueError(
             f"eval results missing for arm {paper_tables.REFERENCE_ARM!r}, probe {probe!r}"
         )
-    paths = {run: [seed_path(rows, run, probe, s) for s in seeds] for run in runs}
+    paths = {run: [seed_path(rows, run, probe, s) for s in seeds[run]] for run in runs}
     base_q = [_question_scores(p) for p in base_rows["path"]]
     run_q = {run: [_question_scores(p) for p in ps] for run, ps in paths.items()}
     out = ProbeScores(
-        probe, paper_tables.METRICS[meta["metric"]]["scale"], bool(meta["higher_is_better"]), None
-    )
+        probe, paper_tables.METRICS[meta["metric"]]["scale"], bool(meta["higher_is_better"]), None,
+        seeds={run: tuple(seeds[run]) for run in runs},
+    )  # fmt: skip
     if all(q is not None for q in base_q) and all(
         q is not None for qs in run_q.values() for q in qs
     ):
@@ -165,10 +173,11 @@ def effects(scores: ProbeScores, draws: bootstrap.Draws, learning: bool):
     out = {}
     for run, arr in scores.runs.items():
         point = sign * (float(arr.mean()) - base_point) * scores.scale
+        seed_weights = draws.seed_weights(scores.seeds_of(run))
         if u is not None:
-            run_rep = bootstrap.run_ratios(u.nll[run], u.count[run], draws.seeds, qw)
+            run_rep = bootstrap.run_ratios(u.nll[run], u.count[run], seed_weights, qw)
         else:
-            run_rep = bootstrap.run_scores(arr, draws.seeds, qw)
+            run_rep = bootstrap.run_scores(arr, seed_weights, qw)
         out[run] = (point, sign * (run_rep - base_rep) * scores.scale)
     return out
 
@@ -195,7 +204,7 @@ class Comparison:
     lrs: dict[str, float]
     learning_probe: str
     forgetting_probes: list[str]
-    seeds: list[int]
+    seeds: dict[str, list[int]]  # run -> its seeds
     settings: Settings
     learning: dict[str, tuple[float, np.ndarray]]
     forgetting: dict[str, dict[str, tuple[float, np.ndarray]]]
@@ -217,6 +226,27 @@ class Comparison:
         """A family's runs in learning-rate order (the path interpolation follows)."""
         return sorted(self.families[family], key=lambda run: self.lrs[run])
 
+    def n_seeds(self, runs: Sequence[str] | None = None) -> int:
+        """The most seeds of these runs (all of them)."""
+        return max(len(self.seeds[run]) for run in (self.seeds if runs is None else runs))
+
+    def seeds_note(self) -> str:
+        """The tables' line on seeds: one list, or each list and the runs that have it."""
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for run, seeds in self.seeds.items():
+            groups.setdefault(tuple(seeds), []).append(run)
+        if len(groups) == 1:
+            (seeds,) = groups
+            return f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)})."
+        parts = [
+            f"{', '.join(map(str, seeds))} ({', '.join(runs)})"
+            for seeds, runs in sorted(groups.items(), key=lambda g: (-len(g[0]), g[0]))
+        ]
+        return (
+            f"Seeds per run: {'; '.join(parts)}. Runs with the same seeds share a seed draw; "
+            "runs with different seeds are paired on questions only."
+        )
+
 
 def compare(
     df: pd.DataFrame,
@@ -237,8 +267,8 @@ def compare(
     counts = {p: int(s.base.size) for p, s in scores.items() if s.per_question}
     unit_counts = {p: s.units.n for p, s in scores.items() if s.units is not None}
     draws = bootstrap.make_draws(
-        len(seeds), counts, n_resamples=settings.n_resamples, seed=settings.bootstrap_seed,
-        unit_counts=unit_counts,
+        list(seeds.values()), counts, n_resamples=settings.n_resamples,
+        seed=settings.bootstrap_seed, unit_counts=unit_counts,
     )  # fmt: skip
     return Comparison(
         families={f: list(r) for f, r in families.items()},
@@ -265,10 +295,10 @@ def churn_of(scores: ProbeScores) -> dict[str, list[dict]]:
     }
 
 
-def _interval(cmp: Comparison, point: float, rep: np.ndarray, probe: str) -> dict:
+def _interval(cmp: Comparison, point: float, rep: np.ndarray, probe: str, n_seeds: int) -> dict:
     """Point, interval, share of resamples with a value; no interval where nothing of the
     probe is resampled (one seed of a probe without per-question scores or per-unit losses)."""
-    if not (cmp.per_question[probe] or probe in cmp.units or len(cmp.seeds) > 1):
+    if not (cmp.per_question[probe] or probe in cmp.units or n_seeds > 1):
         nan = float("nan")
         return {"value": point, "low": nan, "high": nan, "share": nan, "excludes_zero": False}
     low, high, share = bootstrap.percentile_interval(rep, cmp.settings.confidence)
@@ -285,11 +315,12 @@ def runs_table(cmp: Comparison) -> pd.DataFrame:
     rows = []
     for family in cmp.families:
         for run in cmp.ordered(family):
-            row = {"run": run, "arm": family, "lr": cmp.lrs[run], "seeds": len(cmp.seeds)}
-            for key, val in _interval(cmp, *cmp.learning[run], cmp.learning_probe).items():
+            n = len(cmp.seeds[run])
+            row = {"run": run, "arm": family, "lr": cmp.lrs[run], "seeds": n}
+            for key, val in _interval(cmp, *cmp.learning[run], cmp.learning_probe, n).items():
                 row[f"learning_{key}" if key != "value" else "learning"] = val
             for probe in cmp.forgetting_probes:
-                for key, val in _interval(cmp, *cmp.forgetting[probe][run], probe).items():
+                for key, val in _interval(cmp, *cmp.forgetting[probe][run], probe, n).items():
                     row[f"{probe}_forgetting" + ("" if key == "value" else f"_{key}")] = val
             rows.append(row)
     return pd.DataFrame(rows).set_index("run")
@@ -325,12 +356,14 @@ def at_levels(cmp: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
                     rows[-1]["reason"] = unbracketed_reason(list(points[0]), level)
                     rows[-1]["low"] = rows[-1]["high"] = float("nan")
                 else:
-                    rows[-1].update(_interval(cmp, float(point), reps[family], probe))
+                    n = cmp.n_seeds(cmp.families[family])
+                    rows[-1].update(_interval(cmp, float(point), reps[family], probe, n))
             points_at = {r["arm"]: r["forgetting"] for r in rows[-len(arrays) :]}
             for a, b in combinations(cmp.families, 2):
                 if np.isnan(points_at[a]) or np.isnan(points_at[b]):
                     continue
-                d = _interval(cmp, points_at[a] - points_at[b], reps[a] - reps[b], probe)
+                n = cmp.n_seeds([*cmp.families[a], *cmp.families[b]])
+                d = _interval(cmp, points_at[a] - points_at[b], reps[a] - reps[b], probe, n)
                 diffs.append({"probe": probe, "level": level, "arm_a": a, "arm_b": b} | d)
     level_cols = ["probe", "level", "arm", "forgetting", "low", "high", "share", "between"]
     levels_df = pd.DataFrame(rows, columns=[*level_cols, "excludes_zero", "reason", "value"])

@@ -43,17 +43,21 @@ def gold_scores(path: str) -> dict[str, float] | None:
     return {str(a["id"]): float(a["gold_logprob"]) / a["gold_tokens"] for a in answers}
 
 
-def probe_gold(df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Sequence[int]):
+def probe_gold(
+    df: pd.DataFrame, probe: str, runs: Sequence[str], seeds: Mapping[str, Sequence[int]]
+):
     """The probe's ProbeScores of gold log-prob per token (None unless every file keeps it),
     questions in the order the comparison's draws use (the base model's first file's)."""
     rows = df[df["probe"] == probe]
     base = [gold_scores(p) for p in rows[rows["arm"] == paper_tables.REFERENCE_ARM]["path"]]
-    per_run = {run: [gold_scores(seed_path(rows, run, probe, s)) for s in seeds] for run in runs}
+    per_run = {
+        run: [gold_scores(seed_path(rows, run, probe, s)) for s in seeds[run]] for run in runs
+    }
     if not base or any(g is None for g in base):
         return None
     if any(g is None for gs in per_run.values() for g in gs):
         return None
-    scores = ProbeScores(probe, 1.0, True, None)
+    scores = ProbeScores(probe, 1.0, True, None, seeds={r: tuple(seeds[r]) for r in runs})
     return comparisons.per_question(scores, base, per_run, " (gold log-probs)")
 
 
@@ -84,7 +88,7 @@ def gold_table(cmp: Comparison, found: Mapping[str, dict]) -> pd.DataFrame:
     rows = []
     for family in cmp.families:
         for run in cmp.ordered(family):
-            row = {"run": run, "arm": family, "lr": cmp.lrs[run], "seeds": len(cmp.seeds)}
+            row = {"run": run, "arm": family, "lr": cmp.lrs[run], "seeds": len(cmp.seeds[run])}
             for probe, by_run in found.items():
                 point, rep = by_run[run]
                 low, high, _ = bootstrap.percentile_interval(rep, cmp.settings.confidence)
@@ -103,14 +107,14 @@ def gold_markdown(cmp: Comparison, table: pd.DataFrame, base: Mapping[str, float
     """The md: what is measured and resampled, the base model's values, one row per run."""
     pct = int(round(cmp.settings.confidence * 100))
     probes = list(base)
-    over = "seeds and questions" if len(cmp.seeds) > 1 else "questions (1 seed)"
+    over = "seeds and questions" if cmp.n_seeds() > 1 else "questions (1 seed)"
     lines = ["# Gold-answer log-probability vs base", "",
              "Change against the base model in the gold answer's mean log-probability per token "
              "(teacher-forced; nats; per question gold_logprob / gold_tokens, mean over questions, "
              "then over seeds); positive: the run puts more probability on the gold answer. "
              f"Intervals: {pct} % percentile bootstrap over {over}, the trade-off report's "
              f"shared draws ({cmp.settings.n_resamples} resamples), paired with the base model. "
-             f"Seeds: {', '.join(map(str, cmp.seeds))} ({len(cmp.seeds)}).", ""]  # fmt: skip
+             + cmp.seeds_note(), ""]  # fmt: skip
     lines += [f"- Base model on {_label(p)}: {v:.4f} nats per token." for p, v in base.items()]
     lines += [f"- {_label(p)}: not every eval JSON keeps gold log-probabilities; not reported."
               for p in partial]  # fmt: skip

@@ -46,19 +46,22 @@ def _yes(row: pd.Series | Mapping, prefix: str = "") -> str:
 
 def _header(cmp: Comparison, chance: Mapping[str, float | None]) -> list[str]:
     pct = int(round(cmp.settings.confidence * 100))
-    n = len(cmp.seeds)
-    seeds = ", ".join(map(str, cmp.seeds))
     lines = [f"# Learning ({_learning_label(cmp)}) vs forgetting", ""]
     lines.append(
-        f"Seeds: {seeds} ({n}). Intervals: {pct} % percentile bootstrap "
+        f"{cmp.seeds_note()} Intervals: {pct} % percentile bootstrap "
         f"({cmp.settings.n_resamples} resamples) that draws seeds and questions together and "
         "shares each draw across runs, arms and the base model (paired)."
     )
-    if n == 1:
-        units = " and ".join(["questions", *dict.fromkeys(cmp.units.values())])
+    units = " and ".join(["questions", *dict.fromkeys(cmp.units.values())])
+    if cmp.n_seeds() == 1:
         lines.append(
             f"**One seed: the intervals are over {units} only; seed-to-seed variance is not in "
             "them.**"
+        )
+    elif any(len(seeds) == 1 for seeds in cmp.seeds.values()):
+        lines.append(
+            f"**Runs with one seed: their intervals are over {units} only; seed-to-seed "
+            "variance is not in them.**"
         )
     for probe in [cmp.learning_probe, *cmp.forgetting_probes]:
         lines.append(f"- {_label(probe)}: resampled over {_over(cmp, probe)}.")
@@ -77,7 +80,7 @@ def _learning_label(cmp: Comparison) -> str:
 
 
 def _over(cmp: Comparison, probe: str) -> str:
-    return resampled_over(cmp.per_question[probe], len(cmp.seeds), cmp.units.get(probe))
+    return resampled_over(cmp.per_question[probe], cmp.n_seeds(), cmp.units.get(probe))
 
 
 def runs_markdown(cmp: Comparison, runs: pd.DataFrame) -> list[str]:
@@ -102,6 +105,7 @@ def runs_markdown(cmp: Comparison, runs: pd.DataFrame) -> list[str]:
 
 def churn_markdown(cmp: Comparison) -> list[str]:
     """Answers lost and gained vs base per run and seed, with the exact McNemar p."""
+    all_seeds = sorted({s for seeds in cmp.seeds.values() for s in seeds})
     lines = []
     for probe, runs in cmp.churn.items():
         gold = (
@@ -114,11 +118,15 @@ def churn_markdown(cmp: Comparison) -> list[str]:
                   "Per seed: lost (base right, run wrong) / gained (base wrong, run right), "
                   "exact McNemar p (two-sided). Gold-answer log-probabilities, a continuous "
                   f"measure on the retained set, {gold}", "",
-                  _row(["run", *(f"seed {s}" for s in cmp.seeds)]),
-                  "|---" * (len(cmp.seeds) + 1) + "|"]  # fmt: skip
+                  _row(["run", *(f"seed {s}" for s in all_seeds)]),
+                  "|---" * (len(all_seeds) + 1) + "|"]  # fmt: skip
         for family in cmp.families:
             for run in cmp.ordered(family):
-                cells = [f"{c['lost']} / {c['gained']}, p {c['p']:.2g}" for c in runs[run]]
+                by_seed = dict(zip(cmp.seeds[run], runs[run], strict=True))
+                cells = [
+                    f"{c['lost']} / {c['gained']}, p {c['p']:.2g}" if c else DASH
+                    for c in (by_seed.get(s) for s in all_seeds)
+                ]
                 lines.append(_row([run, *cells]))
     return lines
 
