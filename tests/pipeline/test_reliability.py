@@ -33,7 +33,7 @@ from smf.method.retrofit import RetrofitConfig, load_memory, retrofit, save_memo
 from smf.pipeline import freshness, lock, stages
 from smf.pipeline.config_checks import ConfigError, check_config, schema_error
 from smf.training.arms import setup_full, setup_smf
-from smf.training.checkpoint import Checkpointer
+from smf.training.checkpoint import Checkpointer, saved_checkpoint
 from smf.training.config import RowSelection, TrainConfig
 from smf.training.loop import train
 
@@ -355,6 +355,37 @@ def test_a_crafted_checkpoint_cannot_run_code(tmp_path):
     with pytest.raises(Exception, match="Weights only load failed"):
         ckpt.load(model, opt, sched)
     assert not marker.exists()
+
+
+def test_a_save_killed_between_its_renames_resumes_from_the_previous_checkpoint(
+    tmp_path, monkeypatch
+):
+    model = make_tiny_qwen2()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    ckpt = Checkpointer(tmp_path, "fp")
+    ckpt.save(model, opt, sched, 3, [{"step": 3}])
+    renames = []
+
+    def killed_on_second_rename(self, target):
+        renames.append(target)
+        if len(renames) == 2:
+            raise KeyboardInterrupt  # the kill lands after checkpoint -> checkpoint.old
+        return real_replace(self, target)
+
+    real_replace = Path.replace
+    monkeypatch.setattr(Path, "replace", killed_on_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(model, opt, sched, 6, [{"step": 3}, {"step": 6}])
+    monkeypatch.undo()
+    assert not ckpt.path.exists()
+    assert saved_checkpoint(tmp_path) == tmp_path / "checkpoint.old"
+    assert ckpt.load(model, opt, sched) == (3, [{"step": 3}])
+    ckpt.save(model, opt, sched, 9, [])
+    assert saved_checkpoint(tmp_path) == ckpt.path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    ckpt.clear()
+    assert saved_checkpoint(tmp_path) is None
 
 
 # --------------------------------------------------------------------------- snakemake (slow)
@@ -712,7 +743,7 @@ def test_a_killed_retrain_resumes_and_reports_what_an_uninterrupted_run_does(fin
         finally:
             with contextlib.suppress(ProcessLookupError):
                 job.kill()
-        resumed_from = json.loads((run / WORK / "checkpoint/meta.json").read_text())["step"]
+        resumed_from = json.loads((saved_checkpoint(run / WORK) / "meta.json").read_text())["step"]
         assert resumed_from > 0
     proc = snakemake(run, "all", overlay=True)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 from pathlib import Path
 
 import torch
 
 from smf.data import sources
+from smf.training.checkpoint import Checkpointer
 
 
 def write_json(obj: dict, path: str | Path) -> None:
@@ -23,7 +23,7 @@ def write_json(obj: dict, path: str | Path) -> None:
 
 def clear_checkpoint(work_dir: str | Path) -> None:
     """A finished run's checkpoint is dead weight once its outputs are written."""
-    shutil.rmtree(Path(work_dir) / "checkpoint", ignore_errors=True)
+    Checkpointer(work_dir, fingerprint="").clear()
 
 
 def write_log(records: list[dict], path: str | Path) -> None:

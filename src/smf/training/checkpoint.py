@@ -1,5 +1,10 @@
 """Resumable training state: trainable tensors, optimizer, scheduler and RNG in one folder.
 
+A save never leaves the folder without a complete checkpoint: the new state is written beside
+it, the old one is renamed aside, the new one renamed in, and only then is the old one deleted.
+A kill between the two renames leaves the previous checkpoint under `checkpoint.old`, which
+`saved_checkpoint` (and so the next resume) falls back to.
+
 A checkpoint belongs to exactly one run, named by a fingerprint of its parameters; a folder
 holding another run's state is discarded rather than resumed. Optimizer, scheduler and RNG
 state are loaded with `weights_only=True` (tensors and plain containers only, never code).
@@ -13,6 +18,15 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+
+def saved_checkpoint(work_dir: str | Path) -> Path | None:
+    """The complete checkpoint folder a resume in `work_dir` would load, if any."""
+    for name in ("checkpoint", "checkpoint.old"):
+        path = Path(work_dir) / name
+        if (path / "meta.json").is_file():
+            return path
+    return None
 
 
 class Checkpointer:
@@ -44,17 +58,26 @@ class Checkpointer:
             tmp / "state.pt",
         )
         meta = {"fingerprint": self.fingerprint, "step": step}
-        (tmp / "meta.json").write_text(json.dumps(meta))
         (tmp / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-        shutil.rmtree(self.path, ignore_errors=True)
+        (tmp / "meta.json").write_text(json.dumps(meta))  # last: marks the folder complete
+        old = self.dir / "checkpoint.old"
+        if (self.path / "meta.json").is_file():
+            shutil.rmtree(old, ignore_errors=True)
+            self.path.replace(old)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)  # an incomplete folder
         tmp.replace(self.path)
+        shutil.rmtree(old, ignore_errors=True)
 
     def load(self, model, optimizer, scheduler) -> tuple[int, list[dict]]:
         """Restore state if a checkpoint of this exact run exists; returns (step, log)."""
-        meta_file = self.path / "meta.json"
-        if not meta_file.is_file():
+        saved = saved_checkpoint(self.dir)
+        if saved is None:
             return 0, []
-        meta = json.loads(meta_file.read_text())
+        if saved != self.path:  # a save was cut between its two renames
+            shutil.rmtree(self.path, ignore_errors=True)
+            saved.replace(self.path)
+        meta = json.loads((self.path / "meta.json").read_text())
         if meta.get("fingerprint") != self.fingerprint:
             shutil.rmtree(self.path)  # another config's state: never resume it
             return 0, []
@@ -74,4 +97,5 @@ class Checkpointer:
         return int(meta["step"]), log
 
     def clear(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        for name in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
+            shutil.rmtree(self.dir / name, ignore_errors=True)
