@@ -11,11 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import copy_workflow
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from smf.data import prepare
 from smf.pipeline import real_fact_jobs
+from smf.probes.qa import qa_accuracy
 from smf.tasks.real_fact_task import write_task_from_answers
 
 SMOLLM2 = ["--configfile", "config/smollm2.yaml"]
@@ -70,6 +73,29 @@ def test_an_arm_may_give_its_own_run_more_seeds(tmp_path: Path) -> None:
     assert "results/real_facts/runs/lora/seed1/summary.json" in out
     assert "results/real_facts/runs/lora_lr0.0003/seed1" not in out
     assert "results/real_facts/eval/lora-seed1/known.json" in out
+
+
+REAL_FACT_OVERLAYS = Path(__file__).parents[2] / "config/real_facts"
+
+
+@pytest.mark.parametrize("overlay", sorted(p.name for p in REAL_FACT_OVERLAYS.glob("*.yaml")))
+def test_every_real_fact_overlay_plans_on_the_smollm2_profile(tmp_path: Path, overlay: str) -> None:
+    """The hook dry-runs config/*.yaml alone; these layer on the SmolLM2 profile instead."""
+    root = copy_workflow(tmp_path)
+    cfg = yaml.safe_load((root / "config/real_facts" / overlay).read_text())
+    (experiment,) = cfg["experiments"]
+    overlays = ("config/smollm2_one_seed.yaml", f"config/real_facts/{overlay}")
+    out = dry_run(root, experiment, overlays=overlays)
+    counts = job_counts(out)
+    trained = counts["finetune_full"] + counts["finetune_lora"] + counts["finetune_smf"]
+    assert trained == counts[f"evaluate_{experiment}"] > 0
+    if overlay == "2h.yaml":  # 3 rates per arm, seed 1 at the middle one: 16 runs
+        assert (counts["finetune_full"], counts["finetune_lora"], counts["finetune_smf"]) == (
+            4, 4, 8
+        )  # fmt: skip
+        for run in ("full", "lora", "smf_tfidf", "smf_kl"):
+            assert f"results/real_facts/runs/{run}/seed1/summary.json" in out
+        assert "results/real_facts/runs/full_lr1e-06/seed1" not in out
 
 
 def test_bad_task_config_stops_before_any_job(tmp_path: Path) -> None:
@@ -138,6 +164,13 @@ def test_base_answers_on_smollm2(smollm2_dir: Path, real_fixtures: Path, tmp_pat
         smollm2_dir, data, tmp_path / "a3.jsonl", work, {**spec, "max_new_tokens": 4}, **kwargs
     )
     assert third["resumed"] == 0
+    # the K probe (chat_template: true) asks as the cache did: a known answer stays known
+    probe = qa_accuracy(
+        AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32),
+        AutoTokenizer.from_pretrained(smollm2_dir), records, max_new_tokens=8, batch_size=8,
+        chat_template=True,
+    )  # fmt: skip
+    assert [a["output"] for a in probe["answers"]] == [r["chat_output"] for r in rows]
     wrong = sum(not r["correct"] and not r["chat_correct"] for r in rows)
     task_spec = {
         **spec, "records": 8, "known_prompt": "paper3", "n_facts": min(wrong, 3), "n_known": 0,

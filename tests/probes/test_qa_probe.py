@@ -7,7 +7,7 @@ import torch
 from conftest import REQUIRED_KEYS, VARIED_INIT, make_tiny_qwen2
 
 from smf.data.prompts import qa_correct_paper3, qa_prompt
-from smf.probes.qa import _generate, _greedy, generate_answers, qa_accuracy
+from smf.probes.qa import _generate, _greedy, chat_prompt, generate_answers, qa_accuracy
 
 QUESTIONS = [
     "Who was the man behind The Chipmunks?",
@@ -47,6 +47,32 @@ def test_qa_accuracy_result(tokenizer, protocol: str) -> None:
         if protocol == "paper3":
             assert example["correct"] == qa_correct_paper3(example["output"], ["David Seville"])
     assert result["value"] == sum(e["correct"] for e in result["examples"]) / len(records)
+
+
+def test_a_chat_template_probe_asks_in_the_template_and_scores_gold_after_it(tokenizer) -> None:
+    model = make_tiny_qwen2(initializer_range=VARIED_INIT)
+    records = [
+        {"id": f"tc_{i}", "question": q, "answer": "Seville", "aliases": ["Seville"]}
+        for i, q in enumerate(QUESTIONS)
+    ]
+    with pytest.raises(ValueError, match="no chat template.*chat_template: true"):
+        qa_accuracy(model, tokenizer, records, max_new_tokens=4, chat_template=True)
+    tokenizer.chat_template = "{% for m in messages %}<user> {{ m['content'] }}{% endfor %} <bot>"
+    prompt = chat_prompt(tokenizer, QUESTIONS[0])
+    assert prompt == f"<user> {QUESTIONS[0]} <bot>"
+    chat = qa_accuracy(
+        model, tokenizer, records, max_new_tokens=4, gold_logprob=True, chat_template=True
+    )
+    plain = qa_accuracy(model, tokenizer, records, max_new_tokens=4, gold_logprob=True)
+    assert chat["chat_template"] and not plain["chat_template"]
+    asked = generate_answers(
+        model, tokenizer, [chat_prompt(tokenizer, q) for q in QUESTIONS], max_new_tokens=4,
+        add_special_tokens=False,
+    )  # fmt: skip
+    assert [a["output"] for a in chat["answers"]] == asked
+    assert [a["gold_logprob"] for a in chat["answers"]] != [
+        a["gold_logprob"] for a in plain["answers"]
+    ]  # scored after the chat prompt, not the plain one
 
 
 def test_gold_logprob_is_the_teacher_forced_answer_after_the_prompt(tokenizer) -> None:

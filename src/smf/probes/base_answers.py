@@ -21,18 +21,12 @@ import torch
 from tqdm.auto import tqdm
 
 from smf.data.prompts import qa_correct_paper3, qa_prompt
-from smf.probes.qa import generate_answers
+from smf.probes.qa import chat_prompt, generate_answers
 from smf.probes.scoring import continuation_logprobs
 from smf.tasks.real_fact_task import OUTPUT_FIELD
 from smf.tasks.real_facts import whole_word_correct
 
 PROMPTS = tuple(OUTPUT_FIELD)
-
-
-def chat_prompt(tokenizer, question: str) -> str:
-    """The model's own chat template around the bare question (generation prompt added)."""
-    messages = [{"role": "user", "content": question}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def check_prompts(prompts: Sequence[str]) -> None:

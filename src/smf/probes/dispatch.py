@@ -24,5 +24,6 @@ def run_probe(model, tokenizer, cfg: dict, records: list[dict], batch_size: int,
             model, tokenizer, records, protocol=protocol,
             max_new_tokens=cfg.get("max_new_tokens"), batch_size=batch_size,
             gold_logprob=cfg.get("gold_logprob", False),
+            chat_template=cfg.get("chat_template", False),
         )  # fmt: skip
     raise ValueError(f"probe kind {cfg['kind']!r} is unknown")

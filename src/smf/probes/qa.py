@@ -181,16 +181,35 @@ def _greedy(model, tokenizer, rows, max_new_tokens, stop_strings) -> list[list[i
     return new
 
 
-def probe_prompts(records: Sequence[dict], protocol: str = PAPER3) -> list[str]:
+def chat_prompt(tokenizer, question: str) -> str:
+    """The model's own chat template around the bare question (generation prompt added): how
+    an instruct model is asked in use, and where it answers more questions than in a bare
+    `Question: ...\nAnswer:` prompt."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template: a qa "
+            "probe with `chat_template: true` (or the real-fact task's `chat` prompt) needs one"
+        )
+    messages = [{"role": "user", "content": question}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def probe_prompts(
+    records: Sequence[dict], protocol: str = PAPER3, tokenizer=None, chat_template: bool = False
+) -> list[str]:
     """The prompts the probe feeds the model for these qa records (tokenized as
-    `adds_special_tokens` says)."""
+    `adds_special_tokens` says): the protocol's prompt, or with `chat_template` the model's
+    own chat template around the bare question."""
+    if chat_template:
+        return [chat_prompt(tokenizer, rec["question"]) for rec in records]
     return [qa_prompt(rec["question"], protocol) for rec in records]
 
 
-def adds_special_tokens(protocol: str) -> bool:
-    """Paper 3's code tokenizes with the tokenizer's default special tokens; lm-eval adds none."""
+def adds_special_tokens(protocol: str, chat_template: bool = False) -> bool:
+    """Paper 3's code tokenizes with the tokenizer's default special tokens; lm-eval adds none,
+    and neither does a chat-template prompt (the template writes its own)."""
     check_protocol(protocol)
-    return protocol == PAPER3
+    return protocol == PAPER3 and not chat_template
 
 
 def qa_accuracy(
@@ -201,13 +220,16 @@ def qa_accuracy(
     max_new_tokens: int | None = None,
     batch_size: int = 8,
     gold_logprob: bool = False,
+    chat_template: bool = False,
 ) -> dict:
     """TriviaQA accuracy from greedy generations. paper3: a normalised alias occurs in the
     normalised output; lm_eval: output cut at "\\n", ".", "," (generation stops there too),
     stripped, matches an alias exactly (ignoring case and punctuation). `max_new_tokens=None`
     takes the protocol's default (paper3 32, lm_eval 256). Per-question verdicts are kept
     (`answers`) so retention can be computed from cached results. `gold_logprob` also scores
-    each gold answer teacher-forced (see `gold_logprobs`)."""
+    each gold answer teacher-forced (see `gold_logprobs`). `chat_template` asks each question
+    inside the model's chat template instead of the protocol's prompt; the protocol's answer
+    match and stop strings are kept."""
     check_protocol(protocol)
     if not records:
         raise ValueError("qa_accuracy: no records")
@@ -216,14 +238,14 @@ def qa_accuracy(
     if max_new_tokens is None:
         max_new_tokens = QA_MAX_NEW_TOKENS[protocol]
     stop_strings = LM_EVAL_QA_STOPS if protocol == LM_EVAL else ()
-    prompts = probe_prompts(records, protocol)
+    prompts = probe_prompts(records, protocol, tokenizer, chat_template)
     outputs = generate_answers(
         model,
         tokenizer,
         prompts,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
-        add_special_tokens=adds_special_tokens(protocol),
+        add_special_tokens=adds_special_tokens(protocol, chat_template),
         stop_strings=stop_strings,
     )
     is_correct = qa_correct_paper3 if protocol == PAPER3 else qa_correct_lm_eval
@@ -247,6 +269,7 @@ def qa_accuracy(
         "higher_is_better": True,
         "n": n,
         "protocol": protocol,
+        "chat_template": chat_template,
         "correct": sum(verdicts),
         "max_new_tokens": max_new_tokens,
         "decoding": decoding_settings(model, tokenizer, max_new_tokens, stop_strings),
