@@ -102,7 +102,8 @@ def test_bad_task_config_stops_before_any_job(tmp_path: Path) -> None:
     root = copy_workflow(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "real_facts", *SMOLLM2,
-         "--config", "real_fact_task={dataset: triviaqa_pool, known_prompt: chat}"],
+         "--config",
+         "real_fact_task={dataset: triviaqa_pool, prompts: [paper3], known_prompt: chat}"],
         cwd=root, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode != 0
