@@ -26,6 +26,11 @@ def test_retention_counts_only_base_correct_questions() -> None:
     )
     assert result["value"] == pytest.approx(2 / 3)
     assert result["n"] == 3 and result["lost_ids"] == ["q3"]
+    assert result["answers"] == [
+        {"id": "q1", "correct": True},
+        {"id": "q3", "correct": False},
+        {"id": "q4", "correct": True},
+    ]  # per retained question: what the report resamples
     assert result["probe"] == "triviaqa_retention" and result["seed"] == 0
     # both directions: 1 lost, 1 gained of the 1 the base model got wrong; McNemar p = 1
     assert result["gained_ids"] == ["q2"] and result["base_wrong"] == 1

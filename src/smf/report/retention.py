@@ -72,6 +72,8 @@ def retention_result(model_result: dict, retained: dict) -> dict:
         "gained_ids": gained,
         "base_wrong": len(correct) - n,
         "mcnemar_p": exact_mcnemar(lost, len(gained)),
+        # per retained question, so the trade-off report resamples retention over questions
+        "answers": [{"id": i, "correct": correct[i]} for i in retained["ids"]],
         "model": model_result["model"],
         "arm": model_result["arm"],
         "seed": model_result["seed"],
