@@ -7,7 +7,16 @@ import torch
 from conftest import REQUIRED_KEYS, VARIED_INIT, make_tiny_qwen2
 
 from smf.data.prompts import qa_correct_paper3, qa_prompt
-from smf.probes.qa import _generate, _greedy, chat_prompt, generate_answers, qa_accuracy
+from smf.probes.qa import (
+    _generate,
+    _greedy,
+    chat_prompt,
+    generate_answers,
+    gold_logprobs,
+    probe_prompts,
+    qa_accuracy,
+)
+from smf.probes.scoring import continuation_logprobs
 
 QUESTIONS = [
     "Who was the man behind The Chipmunks?",
@@ -73,6 +82,19 @@ def test_a_chat_template_probe_asks_in_the_template_and_scores_gold_after_it(tok
     assert [a["gold_logprob"] for a in chat["answers"]] != [
         a["gold_logprob"] for a in plain["answers"]
     ]  # scored after the chat prompt, not the plain one
+    # a template that ends the assistant's header with a newline: the answer starts the line
+    tokenizer.chat_template += "{{ '\\n' }}"  # a trailing newline itself Jinja would strip
+    records = records[:1]
+    (newline,) = gold_logprobs(
+        model,
+        tokenizer,
+        probe_prompts(records, tokenizer=tokenizer, chat_template=True),
+        records,
+        4,
+    )
+    expected = continuation_logprobs(model, tokenizer, [(f"<user> {QUESTIONS[0]} <bot>\n",
+                                                         "Seville")], 4)  # fmt: skip
+    assert newline == pytest.approx(expected[0])
 
 
 def test_gold_logprob_is_the_teacher_forced_answer_after_the_prompt(tokenizer) -> None:

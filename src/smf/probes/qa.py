@@ -283,14 +283,19 @@ def qa_accuracy(
     }
 
 
+def gold_answer(rec: dict) -> str:
+    return str(rec.get("answer") or rec["aliases"][0]).strip()
+
+
 def gold_logprobs(
     model: torch.nn.Module, tokenizer, prompts: Sequence[str], records: Sequence[dict], batch_size
 ) -> list[tuple[float, int]]:
     """(summed log-prob, tokens) of " " + each record's gold answer (`answer`, else its first
     alias) after its prompt: whether the model moved towards the answer even where greedy
-    decoding does not yet produce it."""
+    decoding does not yet produce it. After a prompt that ends in whitespace (a chat template's
+    `assistant\n`) the answer starts the line, without the space."""
     requests = [
-        (prompt, " " + str(rec.get("answer") or rec["aliases"][0]).strip())
+        (prompt, ("" if prompt[-1:].isspace() else " ") + gold_answer(rec))
         for prompt, rec in zip(prompts, records, strict=True)
     ]
     return continuation_logprobs(model, tokenizer, requests, batch_size, desc="gold answers")
