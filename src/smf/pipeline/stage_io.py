@@ -1,5 +1,5 @@
 """What the stages share: atomic JSON and JSONL writes, reading texts, dtype names, the
-environment a run records, and removing a finished run's checkpoint."""
+environment a run records."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from smf.data import sources
-from smf.training.checkpoint import Checkpointer
 
 
 def write_json(obj: dict, path: str | Path) -> None:
@@ -19,11 +18,6 @@ def write_json(obj: dict, path: str | Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     tmp.replace(path)
-
-
-def clear_checkpoint(work_dir: str | Path) -> None:
-    """A finished run's checkpoint is dead weight once its outputs are written."""
-    Checkpointer(work_dir, fingerprint="").clear()
 
 
 def write_log(records: list[dict], path: str | Path) -> None:

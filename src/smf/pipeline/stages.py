@@ -32,12 +32,13 @@ from smf.pipeline.freshness import (
     fingerprint as fingerprint,  # keys checkpoints to one exact config
 )
 from smf.pipeline.joblog import log_to as log_to  # re-exported: every rule script uses it
-from smf.pipeline.stage_io import clear_checkpoint, environment, torch_dtype, write_log
+from smf.pipeline.stage_io import environment, torch_dtype, write_log
 from smf.pipeline.stage_io import texts_of as texts_of  # re-exported (tools)
 from smf.pipeline.stage_io import write_json as write_json  # re-exported (rule scripts)
 from smf.probes.dispatch import run_probe
 from smf.training import arms, precision
 from smf.training.arms.smf import SELECTION_KEYS as SELECTION_KEYS  # re-exported (tests)
+from smf.training.checkpoint import clear_checkpoint
 from smf.training.config import TrainConfig
 from smf.training.loop import TrainResult, train
 

@@ -19,6 +19,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+CHECKPOINT_FOLDERS = ("checkpoint", "checkpoint.old", "checkpoint.tmp")
+
+
+def clear_checkpoint(work_dir: str | Path) -> None:
+    """Remove every checkpoint folder of `work_dir` (a finished run's are dead weight)."""
+    for name in CHECKPOINT_FOLDERS:
+        shutil.rmtree(Path(work_dir) / name, ignore_errors=True)
+
 
 def saved_checkpoint(work_dir: str | Path) -> Path | None:
     """The complete checkpoint folder a resume in `work_dir` would load, if any."""
@@ -97,5 +105,4 @@ class Checkpointer:
         return int(meta["step"]), log
 
     def clear(self) -> None:
-        for name in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
-            shutil.rmtree(self.dir / name, ignore_errors=True)
+        clear_checkpoint(self.dir)
