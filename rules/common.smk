@@ -179,11 +179,12 @@ RETROFIT_MODELS = (
     [f"{r}-seed{s}" for r in RETROFITS for s in ALL_SEEDS] if PER_RUN else RETROFITS
 )
 STD_NOTE = (
-    f"± is the std over seeds {SEEDS} of the whole chain: each seed has its own task "
-    "shuffle, retrofit, recovery and background (seeding: per_run, as paper 3's code)."
+    "± is the std over each row's seeds (its Seeds column) of the whole chain: each seed has "
+    "its own task shuffle, retrofit, recovery and background (seeding: per_run, as paper 3's "
+    "code)."
     if PER_RUN
-    else f"± is the std over seeds {SEEDS} of the finetuning only: one task subset, retrofit "
-    "and background serve every seed (seeding: shared)."
+    else "± is the std over each row's seeds (its Seeds column) of the finetuning only: one "
+    "task subset, retrofit and background serve every seed (seeding: shared)."
 )
 
 
